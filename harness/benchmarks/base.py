@@ -1,0 +1,95 @@
+"""The benchmark contract: load items, turn an item into a conversation, extract and score answers.
+
+A benchmark's `extract_answer` is a pure function of the response text (module level, so it can
+be tested on strings); `score` compares an extracted answer with the item's reference.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.config import BenchmarkConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str  # stable across runs: "<benchmark>/<split>/<index in the source file>"
+    question: str
+    reference: str  # the gold answer, already extracted from the source
+
+
+@dataclass
+class LoadReport:
+    source: str
+    loaded: int = 0
+    skipped: list[str] = field(default_factory=list)  # "file:line: reason"
+
+
+class Benchmark(ABC):
+    name: str
+
+    def __init__(self, cfg: BenchmarkConfig):
+        self.cfg = cfg
+        self.report = LoadReport(source="")
+
+    def load(self) -> list[Item]:
+        """All valid items (the first `limit` of them); malformed records are counted in `report`."""
+        items = []
+        for item in self.read():
+            if self.cfg.limit is not None and len(items) >= self.cfg.limit:
+                break
+            items.append(item)
+        self.report.loaded = len(items)
+        if self.report.skipped:
+            log.warning(
+                "%s: skipped %d malformed records (first: %s)",
+                self.name, len(self.report.skipped), self.report.skipped[0],
+            )
+        return items
+
+    @abstractmethod
+    def read(self) -> Iterator[Item]:
+        """Yield valid items in source order, recording malformed ones in `self.report.skipped`."""
+
+    @abstractmethod
+    def messages(self, item: Item) -> list[dict[str, str]]:
+        """The chat conversation that asks the item's question."""
+
+    @abstractmethod
+    def extract_answer(self, text: str) -> str | None:
+        """The final answer in a response, or None when there is none."""
+
+    @abstractmethod
+    def score(self, item: Item, answer: str | None) -> float:
+        """1.0 for a correct answer, 0.0 otherwise (None is wrong)."""
+
+    def local_file(self, relative: str) -> Path | None:
+        if not self.cfg.data_dir:
+            return None
+        path = Path(self.cfg.data_dir).expanduser() / relative
+        return path if path.is_file() else None
+
+    def read_jsonl(self, path: Path) -> Iterator[tuple[str, int, dict]]:
+        """(location, 0-based line index, record) per JSON object line; bad lines are recorded."""
+        self.report.source = str(path)
+        with path.open(encoding="utf-8") as f:
+            for lineno, line in enumerate(f, start=1):
+                where = f"{path}:{lineno}"
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as e:
+                    self.report.skipped.append(f"{where}: not JSON ({e.msg})")
+                    continue
+                if not isinstance(record, dict):
+                    self.report.skipped.append(f"{where}: not a JSON object")
+                    continue
+                yield where, lineno - 1, record

@@ -1,0 +1,184 @@
+"""Typed run configuration: the dataclasses behind the Hydra YAML in conf/, and their validation.
+
+The Hydra config is converted once, at the entry point, with `to_run_config`; nothing below
+`harness.run` sees a DictConfig. Every impossible value stops the run here, before any model
+loads, with a message that names the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+METHODS = ("single", "self_moa")
+LOGGER_MODES = ("offline", "online", "disabled")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be run."""
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    path: str | None = None  # hub id (GPU users) or local folder
+    gguf: str | None = None  # key of harness.models.GGUF_MODELS: prepared offline on first use
+    revision: str | None = None  # hub revision; part of the model's identity
+    chat_template: str | None = None  # overrides the tokenizer's own template when set
+    trust_remote_code: bool = False
+    engine_kwargs: dict[str, Any] = field(default_factory=dict)  # merged over engine.kwargs
+
+
+@dataclass
+class MethodConfig:
+    name: str = MISSING
+    k: int = 1  # proposals per item
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 512
+    aggregator: str | None = None  # model config name (conf/model/); null = the proposer model
+    aggregator_temperature: float = 0.0
+    aggregator_max_tokens: int = 512
+
+
+@dataclass
+class BenchmarkConfig:
+    name: str = MISSING
+    data_dir: str | None = None  # local copy; when absent the public hub is used via `datasets`
+    split: str = "test"
+    limit: int | None = None  # first N items; null = all
+    hub_id: str | None = None
+    hub_config: str | None = None
+
+
+@dataclass
+class EngineConfig:
+    name: str = MISSING
+    env: dict[str, str] = field(default_factory=dict)  # set before vLLM is imported
+    kwargs: dict[str, Any] = field(default_factory=dict)  # passed straight to vllm.LLM
+
+
+@dataclass
+class LoggerConfig:
+    mode: str = "offline"
+    project: str = "self-moa-harness"
+    entity: str | None = None
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    seed: int = 0
+    baseline: bool = True  # also run `single` (greedy, proposer model) as the reference line
+    run_dir: str = "."
+    # Filled by `to_run_config`: every model the run needs, by name (proposer and aggregator).
+    models: dict[str, ModelConfig] = field(default_factory=dict)
+
+
+def options(group: str) -> list[str]:
+    """Names of the YAML options of a config group (conf/<group>/*.yaml)."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def load_model_config(name: str) -> ModelConfig:
+    path = CONF_DIR / "model" / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError(f"unknown model {name!r}; available: {', '.join(options('model'))}")
+    merged = OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.load(path))
+    return OmegaConf.to_object(merged)
+
+
+def to_run_config(cfg: DictConfig, run_dir: str | None = None) -> RunConfig:
+    """Merge the composed Hydra config onto the dataclass schema, convert it, and validate it."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(RunConfig), cfg)
+        run: RunConfig = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None) or "?"
+        raise ConfigError(f"bad config value at {key}: {e.msg if hasattr(e, 'msg') else e}") from e
+    if run_dir is not None:
+        run.run_dir = run_dir
+    validate(run)
+    run.models = {run.model.name: run.model}
+    agg = run.method.aggregator
+    if agg is not None and agg not in run.models:
+        run.models[agg] = load_model_config(agg)
+        validate_model(run.models[agg], f"conf/model/{agg}.yaml")
+    return run
+
+
+def validate(run: RunConfig) -> None:
+    m, b = run.method, run.benchmark
+    if m.name not in METHODS:
+        raise ConfigError(f"method.name={m.name!r} is not a method; allowed: {', '.join(METHODS)}")
+    if m.k < 1:
+        raise ConfigError(f"method.k must be an integer >= 1 (got {m.k})")
+    if m.name == "single" and m.k != 1:
+        raise ConfigError(f"method.k must be 1 for method=single (got {m.k}); use self_moa")
+    if m.name == "single" and m.aggregator is not None:
+        raise ConfigError("method.aggregator is only used by self_moa; set it to null")
+    for key, value, hi in [
+        ("method.temperature", m.temperature, 5.0),
+        ("method.aggregator_temperature", m.aggregator_temperature, 5.0),
+        ("method.top_p", m.top_p, 1.0),
+    ]:
+        if not 0.0 <= value <= hi:
+            raise ConfigError(f"{key} must be in [0, {hi}] (got {value})")
+    if m.top_p == 0.0:
+        raise ConfigError("method.top_p must be in (0, 1] (got 0.0)")
+    for key, value in [
+        ("method.max_tokens", m.max_tokens),
+        ("method.aggregator_max_tokens", m.aggregator_max_tokens),
+    ]:
+        if value < 1:
+            raise ConfigError(f"{key} must be >= 1 (got {value})")
+    if m.name == "self_moa" and m.k > 1 and m.temperature == 0.0:
+        raise ConfigError(
+            f"method.temperature=0 with method.k={m.k}: greedy samples are identical; "
+            "use a temperature > 0 (the paper uses 0.7)"
+        )
+    if m.aggregator is not None:
+        load_model_config(m.aggregator)  # raises with the list of models
+    if b.limit is not None and b.limit < 0:
+        raise ConfigError(f"benchmark.limit must be >= 0 or null for all items (got {b.limit})")
+    if run.logger.mode not in LOGGER_MODES:
+        raise ConfigError(
+            f"logger.mode={run.logger.mode!r}; allowed: {', '.join(LOGGER_MODES)}"
+        )
+    validate_model(run.model, "model")
+
+
+def validate_model(model: ModelConfig, key: str) -> None:
+    if (model.path is None) == (model.gguf is None):
+        raise ConfigError(f"{key}: set exactly one of {key}.path (hub id or folder) or {key}.gguf")
+    if model.gguf is not None:
+        from harness.models import GGUF_MODELS
+
+        if model.gguf not in GGUF_MODELS:
+            raise ConfigError(
+                f"{key}.gguf={model.gguf!r} is not a known GGUF model; "
+                f"allowed: {', '.join(sorted(GGUF_MODELS))}"
+            )
+    elif looks_local(model.path) and not Path(model.path).expanduser().is_dir():
+        raise ConfigError(f"{key}.path={model.path!r}: no such model folder")
+
+
+def looks_local(path: str) -> bool:
+    return path.startswith(("/", "./", "../", "~"))
+
+
+# The root config (conf/config.yaml) lists this schema first in its defaults, so every group is
+# typed while it is composed: a misspelt key fails at once, and every field can be overridden.
+ConfigStore.instance().store(name="run_schema", node=RunConfig)

@@ -1,0 +1,145 @@
+"""The generation engine: vLLM in-process, one resident model, one batched chat call per stage.
+
+Contract (what `harness.pipeline` relies on, and what the fake engine in the tests mimics):
+    engine = VllmEngine(model_cfg, engine_cfg, seed)   # loads; engine.load_s = seconds
+    outs = engine.chat(conversations, params)          # len(outs) == len(conversations)
+    outs[i].completions                                # params[i].n completions, in sample order
+    engine.close()                                     # releases the model before the next loads
+Every conversation goes through the model's own chat template (or the model config's override).
+`SamplingParams(n=k, seed=s)`: vLLM gives sample j the seed s + j, so the k samples of an item
+repeat exactly, and sample j does not depend on k.
+A conversation longer than the context is not sent: its Output carries `error` and no completions.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from harness.config import EngineConfig, ModelConfig
+
+log = logging.getLogger(__name__)
+
+Conversation = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    n: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 512
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    tokens: int  # generated tokens
+    finish_reason: str | None  # "stop", "length", ...
+
+
+@dataclass(frozen=True)
+class Output:
+    prompt_tokens: int
+    completions: tuple[Completion, ...]
+    error: str | None = None  # why nothing was generated (e.g. the prompt exceeds the context)
+
+
+class Engine(Protocol):
+    model_name: str
+    load_s: float
+
+    def chat(self, conversations: list[Conversation], params: list[Sampling]) -> list[Output]: ...
+
+    def close(self) -> None: ...
+
+
+def model_source(model: ModelConfig) -> str:
+    """What vLLM loads: the prepared local folder of a PyPI GGUF model, or the configured path."""
+    if model.gguf is not None:
+        from harness.models import prepare
+
+        return str(prepare(model.gguf))
+    return os.path.expanduser(model.path)
+
+
+class VllmEngine:
+    def __init__(self, model: ModelConfig, engine: EngineConfig, seed: int = 0):
+        for key, value in engine.env.items():  # must precede the first `import vllm`
+            os.environ[key] = str(value)
+        source = model_source(model)
+        kwargs = {**engine.kwargs, **model.engine_kwargs}
+        if model.revision is not None and model.gguf is None:
+            kwargs.setdefault("revision", model.revision)
+        log.info("loading %s from %s with %s", model.name, source, kwargs)
+        start = time.perf_counter()
+        from vllm import LLM
+
+        self.llm = LLM(
+            model=source, seed=seed, trust_remote_code=model.trust_remote_code, **kwargs
+        )
+        self.load_s = time.perf_counter() - start
+        self.model_name = model.name
+        self.chat_template = model.chat_template
+        self.tokenizer = self.llm.get_tokenizer()
+        self.max_model_len = self.llm.llm_engine.model_config.max_model_len
+        log.info("loaded %s in %.1f s (max_model_len %d)", model.name, self.load_s,
+                 self.max_model_len)
+
+    def prompt_tokens(self, conversation: Conversation) -> int:
+        text = self.tokenizer.apply_chat_template(
+            conversation, chat_template=self.chat_template, tokenize=False,
+            add_generation_prompt=True,
+        )
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def chat(self, conversations: list[Conversation], params: list[Sampling]) -> list[Output]:
+        from vllm import SamplingParams
+
+        if len(conversations) != len(params):
+            raise ValueError(f"{len(conversations)} conversations but {len(params)} params")
+        outputs: list[Output | None] = [None] * len(conversations)
+        todo = []
+        for i, conversation in enumerate(conversations):
+            n = self.prompt_tokens(conversation)
+            if n >= self.max_model_len:  # vLLM needs room for at least one new token
+                outputs[i] = Output(n, (), f"prompt_too_long: {n} tokens >= max_model_len "
+                                          f"{self.max_model_len}")
+            else:
+                todo.append(i)
+        if len(todo) < len(conversations):
+            log.warning("%s: %d of %d prompts exceed the context and were not sent",
+                        self.model_name, len(conversations) - len(todo), len(conversations))
+        if todo:
+            results = self.llm.chat(
+                [conversations[i] for i in todo],
+                [SamplingParams(n=params[i].n, temperature=params[i].temperature,
+                                top_p=params[i].top_p, max_tokens=params[i].max_tokens,
+                                seed=params[i].seed) for i in todo],
+                chat_template=self.chat_template,
+                use_tqdm=True,
+            )
+            for i, result in zip(todo, results, strict=True):
+                completions = tuple(
+                    Completion(c.text, len(c.token_ids), c.finish_reason)
+                    for c in sorted(result.outputs, key=lambda c: c.index)
+                )
+                outputs[i] = Output(len(result.prompt_token_ids), completions)
+        return outputs  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Release the model. vLLM cannot hold two engines in one process; free before the next."""
+        del self.llm, self.tokenizer
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass

@@ -1,0 +1,115 @@
+"""Entry point: run one study (a method plus the greedy baseline) on a benchmark.
+
+Usage:
+    python -m harness.run                                     # default study (conf/config.yaml)
+    python -m harness.run method=self_moa method.k=6 benchmark.limit=10
+    python -m harness.run method=single model=smollm2-135m-instruct
+    python -m harness.run method.aggregator=qwen2.5-coder-0.5b-instruct model=smollm2-135m-instruct
+    python -m harness.run experiment=smoke logger.mode=disabled
+    python -m harness.run engine=gpu model=qwen2-7b-instruct  # on a CUDA machine with `vllm`
+
+Prints a summary table and the run directory (runs/<date>/<time>_<method>_<model>/).
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from harness import benchmarks
+from harness.config import ConfigError, RunConfig, to_run_config
+from harness.methods import ModelSlot, configurations, execute
+from harness.metrics import stage_table, summarize, summary_table
+from harness.rundir import RunDir
+from harness.tracking import make_tracker
+
+log = logging.getLogger(__name__)
+
+
+def prepare_models(run: RunConfig) -> dict[str, float]:
+    """Make every PyPI GGUF model of the run a local folder now (cached), so load time is load time."""
+    from harness.models import prepare
+
+    seconds = {}
+    for name, model in run.models.items():
+        if model.gguf is not None:
+            start = time.perf_counter()
+            prepare(model.gguf)
+            seconds[name] = time.perf_counter() - start
+    return seconds
+
+
+def study(run: RunConfig) -> dict:
+    """Load items, run every configuration stage by stage, score, write the run directory."""
+    from harness.engine import VllmEngine
+
+    rundir = RunDir(run.run_dir)
+    rundir.write_config(run)
+    bench = benchmarks.get(run.benchmark)
+    items = bench.load()
+    log.info("%s: %d items from %s (%d malformed skipped)", bench.name, len(items),
+             bench.report.source, len(bench.report.skipped))
+    if not items:
+        raise ConfigError(f"benchmark {bench.name} has no items (benchmark.limit={run.benchmark.limit})")
+    confs = configurations(run)
+    name = f"{confs[-1].label}-{run.model.name}-{bench.name}"
+    tracker = make_tracker(run, name)
+    exit_code = 1
+    try:
+        prepare_s = prepare_models(run)
+        slot = ModelSlot(run.models, lambda m: VllmEngine(m, run.engine, run.seed))
+        try:
+            records, stages = execute(confs, items, bench, slot, run.seed, rundir.append_stage)
+        finally:
+            slot.close()
+        rundir.write_records(records)
+        summary = summarize(records, bench.name)
+        metrics = {
+            "benchmark": bench.name, "items": len(items),
+            "malformed_skipped": bench.report.skipped,
+            "configurations": summary,
+            "stages": [asdict(s) | {"tokens_per_s": s.tokens_per_s} for s in stages],
+            "time/prepare_s": prepare_s,
+            "time/load_s": sum(s.load_s for s in stages),
+            "time/generate_s": sum(s.gen_s for s in stages),
+            "memory/peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        }
+        rundir.write_metrics(metrics)
+        flat = {f"baseline/{k}" if label != confs[-1].label else k: v
+                for label, m in summary.items() for k, v in m.items() if k != "outcomes"}
+        flat |= {k: v for k, v in metrics.items() if k.startswith(("time/", "memory/"))
+                 and not isinstance(v, dict)}
+        tracker.log_summary(flat)
+        tracker.log_items(records)
+        exit_code = 0
+    finally:
+        tracker.finish(exit_code)
+    print(f"\n{bench.name}: {len(items)} items, model {run.model.name}\n")
+    print(summary_table(summary, bench.name))
+    print("\n" + stage_table(metrics["stages"]))
+    print(f"\npeak memory {metrics['memory/peak_rss_gib']:.2f} GiB; "
+          f"load {metrics['time/load_s']:.1f} s; generate {metrics['time/generate_s']:.1f} s")
+    print(f"run directory: {Path(run.run_dir).resolve()}")
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    try:
+        run = to_run_config(cfg, HydraConfig.get().runtime.output_dir)
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        sys.exit(2)
+    study(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Shared fixtures: config composition, a small GSM8K-style data dir, a fake engine for pure logic."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from harness.config import CONF_DIR, BenchmarkConfig
+from harness.engine import Completion, Output, Sampling
+
+# Our own problems in GSM8K's format (not taken from the dataset).
+PROBLEMS = [
+    ("Tom has 3 boxes with 4 pens in each. How many pens does he have?", "3 * 4 = 12\n#### 12"),
+    ("A shop sells 15 cakes on Monday and 10 on Tuesday. How many in total?", "15+10=25\n#### 25"),
+    ("Ana had 1,200 dollars and spent 450. How much is left?", "1200-450=750\n#### 750"),
+]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "data" / "gsm8k"
+    d.mkdir(parents=True)
+    with (d / "test.jsonl").open("w") as f:
+        for q, a in PROBLEMS:
+            f.write(json.dumps({"question": q, "answer": a}) + "\n")
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def bench_cfg(data_dir: Path) -> BenchmarkConfig:
+    return BenchmarkConfig(name="gsm8k", data_dir=str(data_dir), limit=None)
+
+
+def compose_config(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+class FakeEngine:
+    """Answers '#### <seed + j>' for sample j; records every call. Stands in for VllmEngine."""
+
+    def __init__(self, model_name: str, calls: list, max_prompt_chars: int = 10**9):
+        self.model_name, self.calls, self.load_s = model_name, calls, 0.5
+        self.max_prompt_chars = max_prompt_chars
+        self.closed = False
+
+    def chat(self, conversations: list, params: list[Sampling]) -> list[Output]:
+        self.calls.append((self.model_name, conversations, params))
+        outs = []
+        for conv, p in zip(conversations, params, strict=True):
+            chars = sum(len(m["content"]) for m in conv)
+            if chars > self.max_prompt_chars:
+                outs.append(Output(chars, (), "prompt_too_long: fake"))
+                continue
+            texts = [f"reasoning... #### {(p.seed or 0) % 100 + j}" for j in range(p.n)]
+            outs.append(Output(chars, tuple(Completion(t, 5, "stop") for t in texts)))
+        return outs
+
+    def close(self) -> None:
+        self.closed = True

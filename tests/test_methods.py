@@ -1,0 +1,142 @@
+"""Stage planning, batching, records and accounting of `single` and `self_moa`, on a fake engine."""
+
+import pytest
+
+from harness.benchmarks import get
+from harness.config import MethodConfig, ModelConfig, RunConfig
+from harness.methods import ModelSlot, configurations, execute, item_seed
+from harness.metrics import summarize, wilson
+from harness.prompts import AGGREGATOR_INSTRUCTION
+from tests.conftest import FakeEngine
+
+MODELS = {n: ModelConfig(name=n, gguf=n) for n in ("small", "big")}
+
+
+def make_run(method: MethodConfig, baseline=True) -> RunConfig:
+    return RunConfig(model=MODELS["small"], method=method, baseline=baseline)
+
+
+@pytest.fixture
+def setup(bench_cfg):
+    bench = get(bench_cfg)
+    calls, engines = [], []
+
+    def factory(model):
+        engines.append(FakeEngine(model.name, calls))
+        return engines[-1]
+
+    return bench, bench.load(), calls, engines, ModelSlot(MODELS, factory)
+
+
+def test_default_run_has_greedy_baseline_then_method():
+    confs = configurations(make_run(MethodConfig(name="self_moa", k=4, temperature=0.7)))
+    assert [c.label for c in confs] == ["single", "self_moa(k=4)"]
+    assert confs[0].method.temperature == 0.0 and confs[1].aggregator == "small"
+
+
+def test_single_alone_has_no_duplicate_baseline():
+    assert [c.label for c in configurations(make_run(MethodConfig(name="single")))] == ["single"]
+
+
+def test_self_moa_makes_one_batched_call_per_stage_and_reuses_the_model(setup):
+    bench, items, calls, engines, slot = setup
+    confs = configurations(make_run(MethodConfig(name="self_moa", k=4, temperature=0.7)))
+    records, stages = execute(confs, items, bench, slot, seed=0)
+    assert [(s.stage, s.model) for s in stages] == [("propose", "small"), ("aggregate", "small")]
+    assert len(engines) == 1  # same model proposes and aggregates: loaded once
+    assert len(calls) == 2
+    _, proposal_convs, proposal_params = calls[0]
+    assert len(proposal_convs) == 2 * len(items)  # baseline and self_moa in ONE call
+    assert sorted(p.n for p in proposal_params) == [1] * 3 + [4] * 3
+    assert stages[0].sequences == 3 + 12
+    _, agg_convs, agg_params = calls[1]
+    assert len(agg_convs) == len(items) and all(p.n == 1 for p in agg_params)
+    assert agg_convs[0][0]["role"] == "system"
+    assert agg_convs[0][0]["content"].startswith(AGGREGATOR_INSTRUCTION)
+
+
+def test_aggregation_prompt_holds_every_proposal_in_sample_order(setup):
+    bench, items, calls, _, slot = setup
+    confs = configurations(make_run(MethodConfig(name="self_moa", k=3, temperature=0.7), False))
+    records, _ = execute(confs, items, bench, slot, seed=0)
+    system = calls[1][1][0][0]["content"]
+    texts = [p["text"] for p in records[0]["proposals"]]
+    positions = [system.index(f"{i}. {t}") for i, t in enumerate(texts, 1)]
+    assert positions == sorted(positions)
+
+
+def test_other_aggregator_is_loaded_after_proposer_is_released(setup):
+    bench, items, calls, engines, slot = setup
+    run = make_run(MethodConfig(name="self_moa", k=2, temperature=0.7, aggregator="big"))
+    confs = configurations(run)
+    assert confs[-1].label == "self_moa(k=2,agg=big)"
+    _, stages = execute(confs, items, bench, slot, seed=0)
+    assert [e.model_name for e in engines] == ["small", "big"]
+    assert engines[0].closed and not engines[1].closed  # one model resident at a time
+    assert stages[1].load_s == 0.5
+
+
+def test_records_hold_proposals_aggregation_answer_and_score(setup):
+    bench, items, _, _, slot = setup
+    confs = configurations(make_run(MethodConfig(name="self_moa", k=2, temperature=0.7)))
+    records, _ = execute(confs, items, bench, slot, seed=0)
+    assert len(records) == 2 * len(items)
+    r = next(r for r in records if r["method"] == "self_moa")
+    assert [p["sample_index"] for p in r["proposals"]] == [0, 1]
+    assert all({"model", "text", "generated_tokens", "answer", "score"} <= p.keys()
+               for p in r["proposals"])
+    assert r["aggregation"]["model"] == "small" and r["final_text"] == r["aggregation"]["text"]
+    assert r["answer"] == bench.extract_answer(r["final_text"])
+    assert r["calls"] == 3 and r["generated_tokens"] == 15 and r["outcome"] == "ok"
+    single = next(r for r in records if r["method"] == "single")
+    assert single["aggregation"] is None and single["calls"] == 1
+
+
+def test_scores_come_from_the_benchmark(setup):
+    bench, items, _, _, slot = setup
+    # the fake answers '#### <seed % 100>'; find a seed that makes item 0 correct
+    seed = next(s for s in range(10000) if item_seed(s, items[0].id) % 100 == 12)
+    records, _ = execute(configurations(make_run(MethodConfig(name="single"))), items, bench,
+                         slot, seed=seed)
+    assert records[0]["answer"] == "12" and records[0]["score"] == 1.0
+
+
+def test_item_seeds_are_stable_and_distinct():
+    assert item_seed(0, "gsm8k/test/1") == item_seed(0, "gsm8k/test/1")
+    assert item_seed(0, "gsm8k/test/1") != item_seed(1, "gsm8k/test/1")
+    seeds = {item_seed(0, f"gsm8k/test/{i}") for i in range(1000)}
+    assert len(seeds) == 1000
+
+
+def test_too_long_prompt_is_counted_not_fatal(bench_cfg):
+    bench = get(bench_cfg)
+    items = bench.load()
+    calls = []
+    limit = len(bench.messages(items[0])[0]["content"]) + 5  # proposals fit, aggregations do not
+    slot = ModelSlot(MODELS, lambda m: FakeEngine(m.name, calls, max_prompt_chars=limit))
+    confs = configurations(make_run(MethodConfig(name="self_moa", k=2, temperature=0.7)))
+    records, stages = execute(confs, items, bench, slot, seed=0)
+    moa = [r for r in records if r["method"] == "self_moa"]
+    assert {r["outcome"] for r in moa} == {"prompt_too_long"}
+    assert all(r["score"] == 0.0 and len(r["proposals"]) == 2 for r in moa)
+    assert stages[1].skipped == len(items)
+    summary = summarize(records, "gsm8k")
+    assert summary["self_moa(k=2)"]["outcomes"] == {"prompt_too_long": 3}
+
+
+def test_summary_accounting_matches_records(setup):
+    bench, items, _, _, slot = setup
+    confs = configurations(make_run(MethodConfig(name="self_moa", k=4, temperature=0.7)))
+    records, stages = execute(confs, items, bench, slot, seed=0)
+    s = summarize(records, "gsm8k")
+    assert s["self_moa(k=4)"]["cost/calls"] == 3 * 5 and s["single"]["cost/calls"] == 3
+    assert s["self_moa(k=4)"]["cost/generated_tokens"] == 3 * 5 * 5
+    total = sum(m["time/generate_s"] for m in s.values())
+    assert total == pytest.approx(sum(st.gen_s for st in stages))
+
+
+def test_wilson_interval():
+    lo, hi = wilson(10, 20)
+    assert lo < 0.5 < hi and hi - lo == pytest.approx(0.4, abs=0.03)
+    assert wilson(0, 20)[0] == 0.0 and wilson(0, 20)[1] > 0.1
+    assert wilson(0, 0) == (0.0, 1.0)

@@ -1,0 +1,40 @@
+from harness.prompts import AGGREGATOR_INSTRUCTION, aggregation_messages, numbered
+
+
+def test_responses_are_numbered_from_one_in_given_order():
+    assert numbered(["alpha", "beta", "gamma"]) == "1. alpha\n\n2. beta\n\n3. gamma"
+
+
+def test_aggregation_adds_system_message_when_none_exists():
+    conv = [{"role": "user", "content": "What is 2+2?"}]
+    msgs = aggregation_messages(conv, ["4", "5"])
+    assert [m["role"] for m in msgs] == ["system", "user"]
+    assert msgs[0]["content"].startswith(AGGREGATOR_INSTRUCTION)
+    assert msgs[0]["content"].endswith("1. 4\n\n2. 5")
+    assert msgs[1] == conv[0]
+
+
+def test_aggregation_merges_into_existing_system_message_after_its_text():
+    conv = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi"}]
+    msgs = aggregation_messages(conv, ["Hello"])
+    assert len(msgs) == 2
+    assert msgs[0]["content"].startswith("Be terse.\n\n" + AGGREGATOR_INSTRUCTION)
+    assert conv[0]["content"] == "Be terse."  # input not modified
+
+
+def test_multi_turn_conversation_is_kept_and_last_user_turn_is_answered():
+    conv = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+            {"role": "user", "content": "c"}]
+    msgs = aggregation_messages(conv, ["x"])
+    assert msgs[1:] == conv
+
+
+def test_aggregation_of_no_responses_is_an_error():
+    import pytest
+
+    with pytest.raises(ValueError):
+        aggregation_messages([{"role": "user", "content": "q"}], [])
+
+
+def test_response_whitespace_is_stripped_but_order_preserved():
+    assert numbered(["  b \n", "a"]) == "1. b\n\n2. a"
