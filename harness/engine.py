@@ -134,6 +134,8 @@ class VllmEngine:
 
     def close(self) -> None:
         """Release the model. vLLM cannot hold two engines in one process; free before the next."""
+        if not hasattr(self, "llm"):
+            return
         del self.llm, self.tokenizer
         gc.collect()
         try:
