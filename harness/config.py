@@ -100,6 +100,15 @@ def load_model_config(name: str) -> ModelConfig:
     return OmegaConf.to_object(merged)
 
 
+def compose(*overrides: str) -> DictConfig:
+    """The root config composed with command-line style overrides, outside `@hydra.main`."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides))
+
+
 def to_run_config(cfg: DictConfig, run_dir: str | None = None) -> RunConfig:
     """Merge the composed Hydra config onto the dataclass schema, convert it, and validate it."""
     try:

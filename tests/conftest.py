@@ -6,9 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-
-from harness.config import CONF_DIR, BenchmarkConfig
+from harness.config import BenchmarkConfig, compose
 from harness.engine import Completion, Output, Sampling
 
 # Our own problems in GSM8K's format (not taken from the dataset).
@@ -34,10 +32,7 @@ def bench_cfg(data_dir: Path) -> BenchmarkConfig:
     return BenchmarkConfig(name="gsm8k", data_dir=str(data_dir), limit=None)
 
 
-def compose_config(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
-
+compose_config = compose
 
 class FakeEngine:
     """Answers '#### <seed + j>' for sample j; records every call. Stands in for VllmEngine."""
