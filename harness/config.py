@@ -83,6 +83,7 @@ class RunConfig:
     seed: int = 0
     baseline: bool = True  # also run `single` (greedy, proposer model) as the reference line
     run_dir: str = "."
+    store_dir: str = "runs/store"  # content-addressed generations, shared by runs and sweeps
     # Filled by `to_run_config`: every model the run needs, by name (proposer and aggregator).
     models: dict[str, ModelConfig] = field(default_factory=dict)
 
@@ -163,9 +164,7 @@ def validate(run: RunConfig) -> None:
     if b.limit is not None and b.limit < 0:
         raise ConfigError(f"benchmark.limit must be >= 0 or null for all items (got {b.limit})")
     if run.logger.mode not in LOGGER_MODES:
-        raise ConfigError(
-            f"logger.mode={run.logger.mode!r}; allowed: {', '.join(LOGGER_MODES)}"
-        )
+        raise ConfigError(f"logger.mode={run.logger.mode!r}; allowed: {', '.join(LOGGER_MODES)}")
     validate_model(run.model, "model")
 
 

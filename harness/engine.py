@@ -14,10 +14,12 @@ A conversation longer than the context is not sent: its Output carries `error` a
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from harness.config import EngineConfig, ModelConfig
@@ -34,6 +36,10 @@ class Sampling:
     top_p: float = 1.0
     max_tokens: int = 512
     seed: int | None = None
+
+    def generation_fields(self) -> dict:
+        """What changes a generation's distribution, without n and seed (those index samples)."""
+        return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens}
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,23 @@ def model_source(model: ModelConfig) -> str:
     return os.path.expanduser(model.path)
 
 
+def model_identity(model: ModelConfig) -> str:
+    """The model part of a generation key: GGUF checksum, folder checksum or hub revision."""
+    if model.gguf is not None:
+        from harness.models import model_path
+
+        return f"gguf:{model_path(model.gguf).name}"  # <name>-<sha256>-tf<transformers version>
+    folder = Path(model.path).expanduser()
+    if folder.is_dir():
+        digest = hashlib.sha256()
+        for f in sorted(p for p in folder.iterdir() if p.is_file()):
+            digest.update(f"{f.name}:{f.stat().st_size}\n".encode())
+            if f.suffix == ".json":
+                digest.update(f.read_bytes())
+        return f"local:{folder.resolve()}:{digest.hexdigest()[:16]}"
+    return f"hub:{model.path}@{model.revision}"
+
+
 class VllmEngine:
     def __init__(self, model: ModelConfig, engine: EngineConfig, seed: int = 0):
         for key, value in engine.env.items():  # must precede the first `import vllm`
@@ -80,20 +103,21 @@ class VllmEngine:
         start = time.perf_counter()
         from vllm import LLM
 
-        self.llm = LLM(
-            model=source, seed=seed, trust_remote_code=model.trust_remote_code, **kwargs
-        )
+        self.llm = LLM(model=source, seed=seed, trust_remote_code=model.trust_remote_code, **kwargs)
         self.load_s = time.perf_counter() - start
         self.model_name = model.name
         self.chat_template = model.chat_template
         self.tokenizer = self.llm.get_tokenizer()
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
-        log.info("loaded %s in %.1f s (max_model_len %d)", model.name, self.load_s,
-                 self.max_model_len)
+        log.info(
+            "loaded %s in %.1f s (max_model_len %d)", model.name, self.load_s, self.max_model_len
+        )
 
     def prompt_tokens(self, conversation: Conversation) -> int:
         text = self.tokenizer.apply_chat_template(
-            conversation, chat_template=self.chat_template, tokenize=False,
+            conversation,
+            chat_template=self.chat_template,
+            tokenize=False,
             add_generation_prompt=True,
         )
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -108,19 +132,31 @@ class VllmEngine:
         for i, conversation in enumerate(conversations):
             n = self.prompt_tokens(conversation)
             if n >= self.max_model_len:  # vLLM needs room for at least one new token
-                outputs[i] = Output(n, (), f"prompt_too_long: {n} tokens >= max_model_len "
-                                          f"{self.max_model_len}")
+                outputs[i] = Output(
+                    n, (), f"prompt_too_long: {n} tokens >= max_model_len {self.max_model_len}"
+                )
             else:
                 todo.append(i)
         if len(todo) < len(conversations):
-            log.warning("%s: %d of %d prompts exceed the context and were not sent",
-                        self.model_name, len(conversations) - len(todo), len(conversations))
+            log.warning(
+                "%s: %d of %d prompts exceed the context and were not sent",
+                self.model_name,
+                len(conversations) - len(todo),
+                len(conversations),
+            )
         if todo:
             results = self.llm.chat(
                 [conversations[i] for i in todo],
-                [SamplingParams(n=params[i].n, temperature=params[i].temperature,
-                                top_p=params[i].top_p, max_tokens=params[i].max_tokens,
-                                seed=params[i].seed) for i in todo],
+                [
+                    SamplingParams(
+                        n=params[i].n,
+                        temperature=params[i].temperature,
+                        top_p=params[i].top_p,
+                        max_tokens=params[i].max_tokens,
+                        seed=params[i].seed,
+                    )
+                    for i in todo
+                ],
                 chat_template=self.chat_template,
                 use_tqdm=True,
             )

@@ -10,8 +10,9 @@ A run holds one or more configurations (the method, plus the `single` greedy bas
     score:     extract and score every proposal and every final answer (pure, no model)
 
 One model is resident at a time (`ModelSlot`); load and generation seconds are kept apart.
-Each stage's raw outputs are handed to `on_stage` as soon as they exist, so a crash in a later
-stage loses no generation.
+Every generation goes to the content-addressed store (harness.store) as soon as its stage ends;
+a stage first serves what the store already has, so a re-run or a resumed run regenerates
+nothing, and a model whose stage is fully stored is not even loaded.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 
 from harness.benchmarks import Benchmark, Item
 from harness.config import MethodConfig, ModelConfig, RunConfig
-from harness.engine import Conversation, Engine, Output, Sampling
+from harness.engine import Completion, Conversation, Engine, Output, Sampling, model_identity
 from harness.prompts import aggregation_messages
+from harness.store import Store, generation_key
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +72,10 @@ class StageStats:
     gen_s: float = 0.0
     requests: int = 0
     sequences: int = 0
-    prompt_tokens: int = 0  # summed over sequences: n samples of one prompt count n times
-    generated_tokens: int = 0
+    found: int = 0  # sequences served from the store
+    made: int = 0  # sequences generated now
+    prompt_tokens: int = 0  # of generated sequences: n samples of one prompt count n times
+    generated_tokens: int = 0  # newly generated in this stage
     skipped: int = 0  # requests not sent (prompt exceeds the context)
 
     @property
@@ -85,6 +89,9 @@ class ModelSlot:
     def __init__(self, models: dict[str, ModelConfig], make_engine: EngineFactory):
         self.models, self.make_engine = models, make_engine
         self.engine: Engine | None = None
+
+    def identity(self, name: str) -> str:
+        return model_identity(self.models[name])
 
     @property
     def resident(self) -> str | None:
@@ -104,36 +111,112 @@ class ModelSlot:
             self.engine = None
 
 
-StageCallback = Callable[[StageStats, list[dict]], None]
+def missing_runs(found: list) -> list[tuple[int, int]]:
+    """(first index, length) of each run of consecutive missing (None) samples."""
+    runs: list[tuple[int, int]] = []
+    for j, got in enumerate(found):
+        if got is None:
+            if runs and sum(runs[-1]) == j:
+                runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+            else:
+                runs.append((j, 1))
+    return runs
 
 
-def run_stage(slot: ModelSlot, stage: str, model: str, requests: list[tuple[Conversation, Sampling]],
-              on_stage: StageCallback | None) -> tuple[list[Output], StageStats]:
-    engine, load_s = slot.get(model)
-    stats = StageStats(stage, model, load_s=load_s, requests=len(requests))
-    log.info("stage %s on %s: %d requests, %d sequences", stage, model, len(requests),
-             sum(p.n for _, p in requests))
-    start = time.perf_counter()
-    outputs = engine.chat([c for c, _ in requests], [p for _, p in requests])
-    stats.gen_s = time.perf_counter() - start
-    for (_, params), out in zip(requests, outputs, strict=True):
-        if out.error:
-            stats.skipped += 1
-            continue
-        stats.sequences += len(out.completions)
-        stats.prompt_tokens += out.prompt_tokens * len(out.completions)
-        stats.generated_tokens += sum(c.tokens for c in out.completions)
-    log.info("stage %s on %s: load %.1f s, generate %.1f s, %.1f tokens/s", stage, model,
-             stats.load_s, stats.gen_s, stats.tokens_per_s)
-    if on_stage is not None:
-        on_stage(stats, [{"conversation": c, "sampling": asdict(p), "output": asdict(o)}
-                         for (c, p), o in zip(requests, outputs, strict=True)])
-    return outputs, stats
+def run_stage(
+    slot: ModelSlot,
+    store: Store,
+    stage: str,
+    model: str,
+    requests: list[tuple[Conversation, Sampling]],
+) -> tuple[list[Output], list[int], StageStats]:
+    """Serve a stage's requests from the store, generating only what is missing in ONE batch.
+
+    Returns the outputs (in request order), the tokens newly generated per request, and stats.
+    A missing run of samples j..j+m-1 is asked for as n=m with seed + j, which vLLM expands to
+    exactly the seeds of those samples. The model is loaded only if something is missing.
+    """
+    identity = slot.identity(model)
+    keys = [
+        [generation_key(identity, conv, p.generation_fields(), p.seed, j) for j in range(p.n)]
+        for conv, p in requests
+    ]
+    found = [[store.get(k) for k in ks] for ks in keys]
+    todo = [
+        (i, first, replace(p, n=n, seed=None if p.seed is None else p.seed + first))
+        for i, ((_, p), got) in enumerate(zip(requests, found, strict=True))
+        for first, n in missing_runs(got)
+    ]
+    stats = StageStats(stage, model, requests=len(requests))
+    stats.sequences = sum(p.n for _, p in requests)
+    stats.found = stats.sequences - sum(p.n for _, _, p in todo)
+    log.info(
+        "stage %s on %s: %d requests, %d sequences, %d found in the store",
+        stage,
+        model,
+        len(requests),
+        stats.sequences,
+        stats.found,
+    )
+    made = [0] * len(requests)
+    errors: dict[int, Output] = {}
+    if todo:
+        engine, stats.load_s = slot.get(model)
+        start = time.perf_counter()
+        outputs = engine.chat([requests[i][0] for i, _, _ in todo], [p for _, _, p in todo])
+        stats.gen_s = time.perf_counter() - start
+        new = []
+        for (i, first, _), out in zip(todo, outputs, strict=True):
+            if out.error:
+                errors[i] = out
+                continue
+            for j, c in enumerate(out.completions, start=first):
+                found[i][j] = {
+                    "key": keys[i][j],
+                    "model": identity,
+                    "stage": stage,
+                    "sample_index": j,
+                    "text": c.text,
+                    "tokens": c.tokens,
+                    "finish_reason": c.finish_reason,
+                    "prompt_tokens": out.prompt_tokens,
+                }
+                new.append(found[i][j])
+                made[i] += c.tokens
+                stats.made += 1
+                stats.prompt_tokens += out.prompt_tokens
+        store.put(new)
+        stats.generated_tokens = sum(made)
+    stats.skipped = len(errors)
+    log.info(
+        "stage %s on %s: made %d sequences; load %.1f s, generate %.1f s, %.1f tokens/s",
+        stage,
+        model,
+        stats.made,
+        stats.load_s,
+        stats.gen_s,
+        stats.tokens_per_s,
+    )
+    results = [
+        errors.get(i)
+        or Output(
+            got[0]["prompt_tokens"],
+            tuple(Completion(g["text"], g["tokens"], g["finish_reason"]) for g in got),
+        )
+        for i, got in enumerate(found)
+    ]
+    return results, made, stats
 
 
-def execute(confs: list[Configuration], items: list[Item], bench: Benchmark, slot: ModelSlot,
-            seed: int, on_stage: StageCallback | None = None) -> tuple[list[dict], list[StageStats]]:
-    """Run every configuration on every item; returns (one record per (configuration, item), stages)."""
+def execute(
+    confs: list[Configuration],
+    items: list[Item],
+    bench: Benchmark,
+    slot: ModelSlot,
+    store: Store,
+    seed: int,
+) -> tuple[list[dict], list[StageStats]]:
+    """Run every configuration on every item: (a record per configuration and item, stages)."""
     stages: list[StageStats] = []
     proposals: dict[tuple[str, str], Output] = {}
     aggregations: dict[tuple[str, str], Output] = {}
@@ -150,19 +233,22 @@ def execute(confs: list[Configuration], items: list[Item], bench: Benchmark, slo
                         requests.append(req)
             if not requests:
                 continue
-            outputs, stats = run_stage(slot, stage, model, requests, on_stage)
+            outputs, made, stats = run_stage(slot, store, stage, model, requests)
             stages.append(stats)
-            for key, out in zip(keys, outputs, strict=True):
+            for key, out, tokens in zip(keys, outputs, made, strict=True):
                 sink[key] = out
-                tokens = sum(c.tokens for c in out.completions)
                 if stats.generated_tokens:
                     share[key[0]] += stats.gen_s * tokens / stats.generated_tokens
 
     def propose(conf: Configuration, item: Item):
         m = conf.method
-        return bench.messages(item), Sampling(n=m.k, temperature=m.temperature, top_p=m.top_p,
-                                              max_tokens=m.max_tokens,
-                                              seed=item_seed(seed, item.id))
+        return bench.messages(item), Sampling(
+            n=m.k,
+            temperature=m.temperature,
+            top_p=m.top_p,
+            max_tokens=m.max_tokens,
+            seed=item_seed(seed, item.id),
+        )
 
     def aggregate(conf: Configuration, item: Item):
         out = proposals[(conf.label, item.id)]
@@ -170,18 +256,27 @@ def execute(confs: list[Configuration], items: list[Item], bench: Benchmark, slo
             return None
         m = conf.method
         conversation = aggregation_messages(bench.messages(item), [c.text for c in out.completions])
-        return conversation, Sampling(n=1, temperature=m.aggregator_temperature,
-                                      max_tokens=m.aggregator_max_tokens,
-                                      seed=item_seed(seed + 1, item.id))
+        return conversation, Sampling(
+            n=1,
+            temperature=m.aggregator_temperature,
+            max_tokens=m.aggregator_max_tokens,
+            seed=item_seed(seed + 1, item.id),
+        )
 
     run_grouped("propose", group(confs, lambda c: c.proposer), propose, proposals)
     aggregated = [c for c in confs if c.aggregator is not None]
     run_grouped("aggregate", group(aggregated, lambda c: c.aggregator), aggregate, aggregations)
 
     records = [
-        make_record(conf, item, bench, proposals[(conf.label, item.id)],
-                    aggregations.get((conf.label, item.id)))
-        for conf in confs for item in items
+        make_record(
+            conf,
+            item,
+            bench,
+            proposals[(conf.label, item.id)],
+            aggregations.get((conf.label, item.id)),
+        )
+        for conf in confs
+        for item in items
     ]
     for r in records:  # a stage's seconds, split by each configuration's share of its tokens
         r["gen_s"] = share[r["configuration"]] / len(items)
@@ -195,18 +290,25 @@ def group(confs: list[Configuration], key) -> dict[str, list[Configuration]]:
     return grouped
 
 
-def make_record(conf: Configuration, item: Item, bench: Benchmark, proposed: Output,
-                aggregated: Output | None) -> dict:
+def make_record(
+    conf: Configuration, item: Item, bench: Benchmark, proposed: Output, aggregated: Output | None
+) -> dict:
     """One item of one configuration: every proposal, the aggregation, the final answer, scores."""
     proposals = []
     for j, c in enumerate(proposed.completions):
         answer = bench.extract_answer(c.text)
-        proposals.append({
-            "model": conf.proposer, "sample_index": j, "text": c.text,
-            "prompt_tokens": proposed.prompt_tokens, "generated_tokens": c.tokens,
-            "finish_reason": c.finish_reason, "answer": answer,
-            "score": bench.score(item, answer),
-        })
+        proposals.append(
+            {
+                "model": conf.proposer,
+                "sample_index": j,
+                "text": c.text,
+                "prompt_tokens": proposed.prompt_tokens,
+                "generated_tokens": c.tokens,
+                "finish_reason": c.finish_reason,
+                "answer": answer,
+                "score": bench.score(item, answer),
+            }
+        )
     aggregation = None
     error = proposed.error
     if conf.aggregator is None:
@@ -217,10 +319,13 @@ def make_record(conf: Configuration, item: Item, bench: Benchmark, proposed: Out
             error = aggregated.error
             if aggregated.completions:
                 final = aggregated.completions[0]
-                aggregation = {"model": conf.aggregator, "text": final.text,
-                               "prompt_tokens": aggregated.prompt_tokens,
-                               "generated_tokens": final.tokens,
-                               "finish_reason": final.finish_reason}
+                aggregation = {
+                    "model": conf.aggregator,
+                    "text": final.text,
+                    "prompt_tokens": aggregated.prompt_tokens,
+                    "generated_tokens": final.tokens,
+                    "finish_reason": final.finish_reason,
+                }
     answer = bench.extract_answer(final.text) if final else None
     if error:
         outcome = error.split(":", 1)[0]
@@ -232,14 +337,25 @@ def make_record(conf: Configuration, item: Item, bench: Benchmark, proposed: Out
         outcome = "ok"
     calls = len(proposed.completions) + (1 if aggregation else 0)
     tokens = [p["generated_tokens"] for p in proposals] + (
-        [aggregation["generated_tokens"]] if aggregation else [])
+        [aggregation["generated_tokens"]] if aggregation else []
+    )
     prompt = proposed.prompt_tokens * len(proposed.completions) + (
-        aggregation["prompt_tokens"] if aggregation else 0)
+        aggregation["prompt_tokens"] if aggregation else 0
+    )
     return {
-        "configuration": conf.label, "method": conf.method.name, "item_id": item.id,
-        "question": item.question, "reference": item.reference,
-        "proposals": proposals, "aggregation": aggregation,
-        "final_text": final.text if final else None, "answer": answer,
-        "score": bench.score(item, answer), "outcome": outcome, "error": error,
-        "calls": calls, "prompt_tokens": prompt, "generated_tokens": sum(tokens),
+        "configuration": conf.label,
+        "method": conf.method.name,
+        "item_id": item.id,
+        "question": item.question,
+        "reference": item.reference,
+        "proposals": proposals,
+        "aggregation": aggregation,
+        "final_text": final.text if final else None,
+        "answer": answer,
+        "score": bench.score(item, answer),
+        "outcome": outcome,
+        "error": error,
+        "calls": calls,
+        "prompt_tokens": prompt,
+        "generated_tokens": sum(tokens),
     }

@@ -1,4 +1,4 @@
-"""Metrics over per-item records: accuracy with a Wilson interval, cost, outcomes; the summary table."""
+"""Metrics over per-item records: accuracy with a Wilson interval, cost, outcomes; tables."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections import Counter
 
 
 def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval for a proportion (sensible at 0/n and n/n, unlike the normal one)."""
+    """95% Wilson score interval of a proportion (sensible at 0/n and n/n, unlike Wald's)."""
     if n == 0:
         return (0.0, 1.0)
     p = successes / n
@@ -57,19 +57,61 @@ def summary_table(summary: dict[str, dict], benchmark: str) -> str:
         acc = m[f"{benchmark}/acc"]
         ci = f"[{m[f'{benchmark}/acc_ci_low']:.2f}, {m[f'{benchmark}/acc_ci_high']:.2f}]"
         bad = sum(v for k, v in m["outcomes"].items() if k != "ok")
-        rows.append([label, m["items"], f"{acc:.3f}", ci, f"{m[f'{benchmark}/proposal_acc']:.3f}",
-                     m["cost/calls"], m["cost/prompt_tokens"], m["cost/generated_tokens"],
-                     f"{m['time/generate_s']:.1f}", bad])
-    headers = ["configuration", "items", "acc", "95% CI", "proposal acc", "calls",
-               "prompt tok", "gen tok", "gen s", "not ok"]
+        rows.append(
+            [
+                label,
+                m["items"],
+                f"{acc:.3f}",
+                ci,
+                f"{m[f'{benchmark}/proposal_acc']:.3f}",
+                m["cost/calls"],
+                m["cost/prompt_tokens"],
+                m["cost/generated_tokens"],
+                f"{m['time/generate_s']:.1f}",
+                bad,
+            ]
+        )
+    headers = [
+        "configuration",
+        "items",
+        "acc",
+        "95% CI",
+        "proposal acc",
+        "calls",
+        "prompt tok",
+        "gen tok",
+        "gen s",
+        "not ok",
+    ]
     return format_table(headers, rows)
 
 
 def stage_table(stages: list[dict]) -> str:
-    rows = [[s["stage"], s["model"], s["requests"], s["sequences"], f"{s['load_s']:.1f}",
-             f"{s['gen_s']:.1f}", s["generated_tokens"],
-             f"{s['generated_tokens'] / s['gen_s'] if s['gen_s'] else 0:.1f}", s["skipped"]]
-            for s in stages]
-    headers = ["stage", "model", "requests", "sequences", "load s", "gen s", "gen tok",
-               "tok/s", "too long"]
+    rows = [
+        [
+            s["stage"],
+            s["model"],
+            s["requests"],
+            s["sequences"],
+            s["found"],
+            f"{s['load_s']:.1f}",
+            f"{s['gen_s']:.1f}",
+            s["generated_tokens"],
+            f"{s['generated_tokens'] / s['gen_s'] if s['gen_s'] else 0:.1f}",
+            s["skipped"],
+        ]
+        for s in stages
+    ]
+    headers = [
+        "stage",
+        "model",
+        "requests",
+        "sequences",
+        "from store",
+        "load s",
+        "gen s",
+        "gen tok",
+        "tok/s",
+        "too long",
+    ]
     return format_table(headers, rows)

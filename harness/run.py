@@ -29,13 +29,14 @@ from harness.config import ConfigError, RunConfig, to_run_config
 from harness.methods import ModelSlot, configurations, execute
 from harness.metrics import stage_table, summarize, summary_table
 from harness.rundir import RunDir
+from harness.store import Store
 from harness.tracking import make_tracker
 
 log = logging.getLogger(__name__)
 
 
 def prepare_models(run: RunConfig) -> dict[str, float]:
-    """Make every PyPI GGUF model of the run a local folder now (cached), so load time is load time."""
+    """Prepare the run's PyPI GGUF models now (cached), so that load time is only load time."""
     from harness.models import prepare
 
     seconds = {}
@@ -55,10 +56,17 @@ def study(run: RunConfig) -> dict:
     rundir.write_config(run)
     bench = benchmarks.get(run.benchmark)
     items = bench.load()
-    log.info("%s: %d items from %s (%d malformed skipped)", bench.name, len(items),
-             bench.report.source, len(bench.report.skipped))
+    log.info(
+        "%s: %d items from %s (%d malformed skipped)",
+        bench.name,
+        len(items),
+        bench.report.source,
+        len(bench.report.skipped),
+    )
     if not items:
-        raise ConfigError(f"benchmark {bench.name} has no items (benchmark.limit={run.benchmark.limit})")
+        raise ConfigError(
+            f"benchmark {bench.name} has no items (benchmark.limit={run.benchmark.limit})"
+        )
     confs = configurations(run)
     name = f"{confs[-1].label}-{run.model.name}-{bench.name}"
     tracker = make_tracker(run, name)
@@ -67,26 +75,43 @@ def study(run: RunConfig) -> dict:
         prepare_s = prepare_models(run)
         slot = ModelSlot(run.models, lambda m: VllmEngine(m, run.engine, run.seed))
         try:
-            records, stages = execute(confs, items, bench, slot, run.seed, rundir.append_stage)
+            store = Store(run.store_dir)
+            log.info(
+                "store %s: %d generations (%d torn records skipped)",
+                run.store_dir,
+                len(store),
+                store.torn,
+            )
+            records, stages = execute(confs, items, bench, slot, store, run.seed)
         finally:
             slot.close()
         rundir.write_records(records)
         summary = summarize(records, bench.name)
         metrics = {
-            "benchmark": bench.name, "items": len(items),
+            "benchmark": bench.name,
+            "items": len(items),
             "malformed_skipped": bench.report.skipped,
             "configurations": summary,
             "stages": [asdict(s) | {"tokens_per_s": s.tokens_per_s} for s in stages],
             "time/prepare_s": prepare_s,
             "time/load_s": sum(s.load_s for s in stages),
             "time/generate_s": sum(s.gen_s for s in stages),
+            "store/found": sum(s.found for s in stages),
+            "store/made": sum(s.made for s in stages),
             "memory/peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         }
         rundir.write_metrics(metrics)
-        flat = {f"baseline/{k}" if label != confs[-1].label else k: v
-                for label, m in summary.items() for k, v in m.items() if k != "outcomes"}
-        flat |= {k: v for k, v in metrics.items() if k.startswith(("time/", "memory/"))
-                 and not isinstance(v, dict)}
+        flat = {
+            f"baseline/{k}" if label != confs[-1].label else k: v
+            for label, m in summary.items()
+            for k, v in m.items()
+            if k != "outcomes"
+        }
+        flat |= {
+            k: v
+            for k, v in metrics.items()
+            if k.startswith(("time/", "memory/", "store/")) and not isinstance(v, dict)
+        }
         tracker.log_summary(flat)
         tracker.log_items(records)
         exit_code = 0
@@ -95,8 +120,14 @@ def study(run: RunConfig) -> dict:
     print(f"\n{bench.name}: {len(items)} items, model {run.model.name}\n")
     print(summary_table(summary, bench.name))
     print("\n" + stage_table(metrics["stages"]))
-    print(f"\npeak memory {metrics['memory/peak_rss_gib']:.2f} GiB; "
-          f"load {metrics['time/load_s']:.1f} s; generate {metrics['time/generate_s']:.1f} s")
+    print(
+        f"\nstore {run.store_dir}: found {metrics['store/found']} generations, "
+        f"made {metrics['store/made']}"
+    )
+    print(
+        f"peak memory {metrics['memory/peak_rss_gib']:.2f} GiB; "
+        f"load {metrics['time/load_s']:.1f} s; generate {metrics['time/generate_s']:.1f} s"
+    )
     print(f"run directory: {Path(run.run_dir).resolve()}")
     return metrics
 

@@ -1,11 +1,11 @@
 """The run directory: the record of a run; W&B only mirrors it.
 
-    config.yaml        resolved, typed configuration (resubmittable: `python -m harness.run
-                       --config-path <dir> --config-name config` is not needed; every key is there)
-    generations.jsonl  raw outputs of each stage, appended as soon as the stage ends
-    records.jsonl      one record per (configuration, item): proposals, aggregation, answer, score
-    metrics.json       per-configuration metrics, per-stage timings, peak memory
-    run.log            the log (written by Hydra's job logging)
+config.yaml        resolved, typed configuration (resubmittable: `python -m harness.run
+                   --config-path <dir> --config-name config` is not needed; every key is there)
+generations.jsonl  raw outputs of each stage, appended as soon as the stage ends
+records.jsonl      one record per (configuration, item): proposals, aggregation, answer, score
+metrics.json       per-configuration metrics, per-stage timings, peak memory
+run.log            the log (written by Hydra's job logging)
 """
 
 from __future__ import annotations
@@ -27,14 +27,6 @@ class RunDir:
 
     def write_config(self, run: RunConfig) -> None:
         self._atomic("config.yaml", OmegaConf.to_yaml(OmegaConf.structured(run)))
-
-    def append_stage(self, stats, rows: list[dict]) -> None:
-        """Append one stage's raw generations, flushed to disk before the next stage starts."""
-        with (self.path / "generations.jsonl").open("a", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps({"stage": stats.stage, "model": stats.model, **row}) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
 
     def write_records(self, records: list[dict]) -> None:
         self._atomic("records.jsonl", "".join(json.dumps(r) + "\n" for r in records))

@@ -14,8 +14,17 @@ from harness.config import RunConfig
 
 log = logging.getLogger(__name__)
 
-ITEM_COLUMNS = ["configuration", "item_id", "question", "reference", "proposals", "final_text",
-                "answer", "score", "outcome"]
+ITEM_COLUMNS = [
+    "configuration",
+    "item_id",
+    "question",
+    "reference",
+    "proposals",
+    "final_text",
+    "answer",
+    "score",
+    "outcome",
+]
 
 
 class NullTracker:
@@ -37,8 +46,14 @@ class WandbTracker(NullTracker):
         cfg = asdict(run)
         cfg.pop("models")
         self.run = wandb.init(
-            project=run.logger.project, entity=run.logger.entity, group=run.logger.group,
-            name=name, tags=run.logger.tags, config=cfg, dir=run.run_dir, mode=run.logger.mode,
+            project=run.logger.project,
+            entity=run.logger.entity,
+            group=run.logger.group,
+            name=name,
+            tags=run.logger.tags,
+            config=cfg,
+            dir=run.run_dir,
+            mode=run.logger.mode,
         )
         log.info("W&B %s run %s in %s", run.logger.mode, self.run.id, self.run.dir)
 
@@ -49,8 +64,17 @@ class WandbTracker(NullTracker):
         table = self.wandb.Table(columns=ITEM_COLUMNS)
         for r in records:
             proposals = "\n\n".join(f"[{p['sample_index']}] {p['text']}" for p in r["proposals"])
-            table.add_data(r["configuration"], r["item_id"], r["question"], r["reference"],
-                           proposals, r["final_text"], r["answer"], r["score"], r["outcome"])
+            table.add_data(
+                r["configuration"],
+                r["item_id"],
+                r["question"],
+                r["reference"],
+                proposals,
+                r["final_text"],
+                r["answer"],
+                r["score"],
+                r["outcome"],
+            )
         self.run.log({"items": table})
 
     def finish(self, exit_code: int = 0) -> None:

@@ -44,12 +44,13 @@ def main() -> None:
     args = ap.parse_args()
 
     engine_cfg = to_run_config(compose(f"engine={args.engine}")).engine
-    bench = benchmarks.get(BenchmarkConfig(name="gsm8k", data_dir=args.data_dir,
-                                           limit=args.items))
+    bench = benchmarks.get(BenchmarkConfig(name="gsm8k", data_dir=args.data_dir, limit=args.items))
     items = bench.load()
     convs = [bench.messages(i) for i in items]
-    params = [Sampling(n=args.k, temperature=0.7, max_tokens=args.max_tokens, seed=i)
-              for i in range(len(items))]
+    params = [
+        Sampling(n=args.k, temperature=0.7, max_tokens=args.max_tokens, seed=i)
+        for i in range(len(items))
+    ]
 
     before = rss_gib()
     engine = VllmEngine(load_model_config(args.model), engine_cfg, seed=0)
@@ -63,16 +64,23 @@ def main() -> None:
     gc.collect()
     after = rss_gib()
 
-    print(f"model {args.model}, engine {args.engine}, {len(items)} items x k={args.k}, "
-          f"max_tokens {args.max_tokens}")
+    print(
+        f"model {args.model}, engine {args.engine}, {len(items)} items x k={args.k}, "
+        f"max_tokens {args.max_tokens}"
+    )
     print(f"load:            {engine.load_s:6.1f} s")
-    print(f"batched:         {batched_s:6.1f} s  {batched_tok:6d} tokens  "
-          f"{batched_tok / batched_s:7.1f} tokens/s")
-    print(f"per-question:    {loop_s:6.1f} s  {loop_tok:6d} tokens  "
-          f"{loop_tok / loop_s:7.1f} tokens/s")
-    print(f"memory (RSS):    before load {before:.2f} GiB, loaded {loaded:.2f} GiB, "
-          f"after close {after:.2f} GiB, peak "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
+    print(
+        f"batched:         {batched_s:6.1f} s  {batched_tok:6d} tokens  "
+        f"{batched_tok / batched_s:7.1f} tokens/s"
+    )
+    print(
+        f"per-question:    {loop_s:6.1f} s  {loop_tok:6d} tokens  {loop_tok / loop_s:7.1f} tokens/s"
+    )
+    print(
+        f"memory (RSS):    before load {before:.2f} GiB, loaded {loaded:.2f} GiB, "
+        f"after close {after:.2f} GiB, peak "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"
+    )
 
 
 if __name__ == "__main__":

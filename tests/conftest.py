@@ -1,4 +1,4 @@
-"""Shared fixtures: config composition, a small GSM8K-style data dir, a fake engine for pure logic."""
+"""Shared fixtures: config composition, a GSM8K-style data dir, a fake engine for pure logic."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from harness.config import BenchmarkConfig, compose
 from harness.engine import Completion, Output, Sampling
 
@@ -33,6 +34,7 @@ def bench_cfg(data_dir: Path) -> BenchmarkConfig:
 
 
 compose_config = compose
+
 
 class FakeEngine:
     """Answers '#### <seed + j>' for sample j; records every call. Stands in for VllmEngine."""

@@ -31,8 +31,11 @@ def test_every_model_config_is_valid(model):
 
 
 def test_aggregator_model_is_loaded_by_name():
-    run = to_run_config(compose_config("model=smollm2-135m-instruct",
-                                       "method.aggregator=qwen2.5-coder-0.5b-instruct"))
+    run = to_run_config(
+        compose_config(
+            "model=smollm2-135m-instruct", "method.aggregator=qwen2.5-coder-0.5b-instruct"
+        )
+    )
     assert set(run.models) == {"smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct"}
 
 
@@ -77,8 +80,9 @@ def test_single_with_k_above_one_is_rejected():
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.run", *args], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "harness.run", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_cli_unknown_method_fails_at_once_listing_methods():

@@ -62,16 +62,19 @@ def test_sample_j_does_not_depend_on_k(engine):
 def test_seeded_batch_larger_than_one_scheduler_step(engine):
     """Regression: with chunked prefill, vLLM CPU crashes on seeded requests whose prefill is
     split ("CPU Generator does not use offset"); conf/engine/cpu.yaml turns it off."""
-    long = [[{"role": "user", "content": f"Item {i}. " + "Repeat the word apple. " * 60}]
-            for i in range(24)]
+    long = [
+        [{"role": "user", "content": f"Item {i}. " + "Repeat the word apple. " * 60}]
+        for i in range(24)
+    ]
     outs = engine.chat(long, [sampled(2, 100 + i, max_tokens=4) for i in range(24)])
     assert sum(o.prompt_tokens for o in outs) * 2 > engine.max_model_len * 2
     assert all(len(o.completions) == 2 for o in outs)
 
 
 def test_model_chat_template_is_applied(engine):
-    rendered = engine.tokenizer.apply_chat_template(QUESTION, tokenize=False,
-                                                    add_generation_prompt=True)
+    rendered = engine.tokenizer.apply_chat_template(
+        QUESTION, tokenize=False, add_generation_prompt=True
+    )
     assert "<|im_start|>user" in rendered and rendered.rstrip().endswith("assistant")
     out = engine.chat([QUESTION], [Sampling(max_tokens=4)])[0]
     assert out.prompt_tokens == engine.prompt_tokens(QUESTION)

@@ -41,8 +41,14 @@ def test_reference_answer_takes_number_after_last_marker():
 
 @pytest.mark.parametrize(
     "ref, answer, ok",
-    [("18", "18", True), ("18", "18.0", True), ("18", "\\frac{36}{2}", True),
-     ("1000", "1000", True), ("18", "19", False), ("18", None, False)],
+    [
+        ("18", "18", True),
+        ("18", "18.0", True),
+        ("18", "\\frac{36}{2}", True),
+        ("1000", "1000", True),
+        ("18", "19", False),
+        ("18", None, False),
+    ],
 )
 def test_is_equivalent_uses_math_verify(ref, answer, ok):
     assert is_equivalent(ref, answer) is ok
@@ -82,8 +88,9 @@ def test_malformed_records_are_skipped_with_file_and_line(bench_cfg, data_dir):
 
 def test_missing_local_data_and_no_hub_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    cfg = BenchmarkConfig(name="gsm8k", data_dir=str(tmp_path), hub_id="openai/gsm8k",
-                          hub_config="main")
+    cfg = BenchmarkConfig(
+        name="gsm8k", data_dir=str(tmp_path), hub_id="openai/gsm8k", hub_config="main"
+    )
     with pytest.raises(RuntimeError, match="no local file under benchmark.data_dir"):
         get(cfg).load()
 
@@ -102,8 +109,10 @@ def test_prompt_asks_for_the_marker_format(bench_cfg):
 SHARED = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-@pytest.mark.skipif(not (SHARED / "gsm8k" / "test.jsonl").exists(),
-                    reason="workplace copy of GSM8K (../shared/data) not present")
+@pytest.mark.skipif(
+    not (SHARED / "gsm8k" / "test.jsonl").exists(),
+    reason="workplace copy of GSM8K (../shared/data) not present",
+)
 def test_real_gsm8k_test_split_loads_completely():
     bench = get(BenchmarkConfig(name="gsm8k", data_dir=str(SHARED)))
     items = bench.load()

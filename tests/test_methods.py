@@ -7,9 +7,10 @@ from harness.config import MethodConfig, ModelConfig, RunConfig
 from harness.methods import ModelSlot, configurations, execute, item_seed
 from harness.metrics import summarize, wilson
 from harness.prompts import AGGREGATOR_INSTRUCTION
+from harness.store import Store
 from tests.conftest import FakeEngine
 
-MODELS = {n: ModelConfig(name=n, gguf=n) for n in ("small", "big")}
+MODELS = {n: ModelConfig(name=n, path=f"org/{n}", revision="r1") for n in ("small", "big")}
 
 
 def make_run(method: MethodConfig, baseline=True) -> RunConfig:
@@ -17,7 +18,12 @@ def make_run(method: MethodConfig, baseline=True) -> RunConfig:
 
 
 @pytest.fixture
-def setup(bench_cfg):
+def store(tmp_path):
+    return Store(tmp_path / "store")
+
+
+@pytest.fixture
+def setup(bench_cfg, store):
     bench = get(bench_cfg)
     calls, engines = [], []
 
@@ -25,7 +31,7 @@ def setup(bench_cfg):
         engines.append(FakeEngine(model.name, calls))
         return engines[-1]
 
-    return bench, bench.load(), calls, engines, ModelSlot(MODELS, factory)
+    return bench, bench.load(), calls, engines, ModelSlot(MODELS, factory), store
 
 
 def test_default_run_has_greedy_baseline_then_method():
@@ -39,9 +45,9 @@ def test_single_alone_has_no_duplicate_baseline():
 
 
 def test_self_moa_makes_one_batched_call_per_stage_and_reuses_the_model(setup):
-    bench, items, calls, engines, slot = setup
+    bench, items, calls, engines, slot, store = setup
     confs = configurations(make_run(MethodConfig(name="self_moa", k=4, temperature=0.7)))
-    records, stages = execute(confs, items, bench, slot, seed=0)
+    records, stages = execute(confs, items, bench, slot, store, seed=0)
     assert [(s.stage, s.model) for s in stages] == [("propose", "small"), ("aggregate", "small")]
     assert len(engines) == 1  # same model proposes and aggregates: loaded once
     assert len(calls) == 2
@@ -56,9 +62,9 @@ def test_self_moa_makes_one_batched_call_per_stage_and_reuses_the_model(setup):
 
 
 def test_aggregation_prompt_holds_every_proposal_in_sample_order(setup):
-    bench, items, calls, _, slot = setup
+    bench, items, calls, _, slot, store = setup
     confs = configurations(make_run(MethodConfig(name="self_moa", k=3, temperature=0.7), False))
-    records, _ = execute(confs, items, bench, slot, seed=0)
+    records, _ = execute(confs, items, bench, slot, store, seed=0)
     system = calls[1][1][0][0]["content"]
     texts = [p["text"] for p in records[0]["proposals"]]
     positions = [system.index(f"{i}. {t}") for i, t in enumerate(texts, 1)]
@@ -66,25 +72,26 @@ def test_aggregation_prompt_holds_every_proposal_in_sample_order(setup):
 
 
 def test_other_aggregator_is_loaded_after_proposer_is_released(setup):
-    bench, items, calls, engines, slot = setup
+    bench, items, calls, engines, slot, store = setup
     run = make_run(MethodConfig(name="self_moa", k=2, temperature=0.7, aggregator="big"))
     confs = configurations(run)
     assert confs[-1].label == "self_moa(k=2,agg=big)"
-    _, stages = execute(confs, items, bench, slot, seed=0)
+    _, stages = execute(confs, items, bench, slot, store, seed=0)
     assert [e.model_name for e in engines] == ["small", "big"]
     assert engines[0].closed and not engines[1].closed  # one model resident at a time
     assert stages[1].load_s == 0.5
 
 
 def test_records_hold_proposals_aggregation_answer_and_score(setup):
-    bench, items, _, _, slot = setup
+    bench, items, _, _, slot, store = setup
     confs = configurations(make_run(MethodConfig(name="self_moa", k=2, temperature=0.7)))
-    records, _ = execute(confs, items, bench, slot, seed=0)
+    records, _ = execute(confs, items, bench, slot, store, seed=0)
     assert len(records) == 2 * len(items)
     r = next(r for r in records if r["method"] == "self_moa")
     assert [p["sample_index"] for p in r["proposals"]] == [0, 1]
-    assert all({"model", "text", "generated_tokens", "answer", "score"} <= p.keys()
-               for p in r["proposals"])
+    assert all(
+        {"model", "text", "generated_tokens", "answer", "score"} <= p.keys() for p in r["proposals"]
+    )
     assert r["aggregation"]["model"] == "small" and r["final_text"] == r["aggregation"]["text"]
     assert r["answer"] == bench.extract_answer(r["final_text"])
     assert r["calls"] == 3 and r["generated_tokens"] == 15 and r["outcome"] == "ok"
@@ -93,11 +100,12 @@ def test_records_hold_proposals_aggregation_answer_and_score(setup):
 
 
 def test_scores_come_from_the_benchmark(setup):
-    bench, items, _, _, slot = setup
+    bench, items, _, _, slot, store = setup
     # the fake answers '#### <seed % 100>'; find a seed that makes item 0 correct
     seed = next(s for s in range(10000) if item_seed(s, items[0].id) % 100 == 12)
-    records, _ = execute(configurations(make_run(MethodConfig(name="single"))), items, bench,
-                         slot, seed=seed)
+    records, _ = execute(
+        configurations(make_run(MethodConfig(name="single"))), items, bench, slot, store, seed=seed
+    )
     assert records[0]["answer"] == "12" and records[0]["score"] == 1.0
 
 
@@ -108,14 +116,14 @@ def test_item_seeds_are_stable_and_distinct():
     assert len(seeds) == 1000
 
 
-def test_too_long_prompt_is_counted_not_fatal(bench_cfg):
+def test_too_long_prompt_is_counted_not_fatal(bench_cfg, store):
     bench = get(bench_cfg)
     items = bench.load()
     calls = []
     limit = len(bench.messages(items[0])[0]["content"]) + 5  # proposals fit, aggregations do not
     slot = ModelSlot(MODELS, lambda m: FakeEngine(m.name, calls, max_prompt_chars=limit))
     confs = configurations(make_run(MethodConfig(name="self_moa", k=2, temperature=0.7)))
-    records, stages = execute(confs, items, bench, slot, seed=0)
+    records, stages = execute(confs, items, bench, slot, store, seed=0)
     moa = [r for r in records if r["method"] == "self_moa"]
     assert {r["outcome"] for r in moa} == {"prompt_too_long"}
     assert all(r["score"] == 0.0 and len(r["proposals"]) == 2 for r in moa)
@@ -125,9 +133,9 @@ def test_too_long_prompt_is_counted_not_fatal(bench_cfg):
 
 
 def test_summary_accounting_matches_records(setup):
-    bench, items, _, _, slot = setup
+    bench, items, _, _, slot, store = setup
     confs = configurations(make_run(MethodConfig(name="self_moa", k=4, temperature=0.7)))
-    records, stages = execute(confs, items, bench, slot, seed=0)
+    records, stages = execute(confs, items, bench, slot, store, seed=0)
     s = summarize(records, "gsm8k")
     assert s["self_moa(k=4)"]["cost/calls"] == 3 * 5 and s["single"]["cost/calls"] == 3
     assert s["self_moa(k=4)"]["cost/generated_tokens"] == 3 * 5 * 5
@@ -140,3 +148,78 @@ def test_wilson_interval():
     assert lo < 0.5 < hi and hi - lo == pytest.approx(0.4, abs=0.03)
     assert wilson(0, 20)[0] == 0.0 and wilson(0, 20)[1] > 0.1
     assert wilson(0, 0) == (0.0, 1.0)
+
+
+def test_rerun_is_served_from_the_store_without_loading_a_model(setup):
+    bench, items, calls, engines, slot, store = setup
+    confs = configurations(make_run(MethodConfig(name="self_moa", k=3, temperature=0.7)))
+    first, _ = execute(confs, items, bench, slot, store, seed=0)
+    slot.close()
+    calls.clear()
+    engines.clear()
+    again, stages = execute(confs, items, bench, slot, store, seed=0)
+    assert calls == [] and engines == []  # nothing generated, no model loaded
+    assert all(s.made == 0 and s.found == s.sequences for s in stages)
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "gen_s"} for r in rs]  # noqa: E731
+    assert strip(again) == strip(first)
+
+
+def test_growing_k_generates_only_the_new_samples_with_their_own_seeds(setup):
+    bench, items, calls, _, slot, store = setup
+    two = configurations(make_run(MethodConfig(name="self_moa", k=2, temperature=0.7), False))
+    execute(two, items, bench, slot, store, seed=0)
+    calls.clear()
+    four = configurations(make_run(MethodConfig(name="self_moa", k=4, temperature=0.7), False))
+    records, stages = execute(four, items, bench, slot, store, seed=0)
+    _, _, params = calls[0]  # the proposal call: samples 2 and 3 of each item, seeds s+2, s+3
+    assert [(p.n, p.seed) for p in params] == [(2, item_seed(0, i.id) + 2) for i in items]
+    assert stages[0].found == 2 * len(items) and stages[0].made == 2 * len(items)
+    texts = [p["text"] for p in records[0]["proposals"]]
+    seed0 = item_seed(0, items[0].id)
+    assert texts == [f"reasoning... #### {seed0 % 100 + j}" for j in range(4)]
+
+
+def test_store_skips_a_torn_last_record_and_regenerates_it(setup, tmp_path, caplog):
+    bench, items, calls, _, slot, store = setup
+    confs = configurations(make_run(MethodConfig(name="single")))
+    execute(confs, items, bench, slot, store, seed=0)
+    shard = store.shard
+    text = shard.read_text()
+    shard.write_text(text[: len(text) - 25])  # crash in the middle of the last record
+    reopened = Store(store.root)
+    assert reopened.torn == 1 and len(reopened) == len(items) - 1
+    assert "torn" in caplog.text
+    calls.clear()
+    records, stages = execute(confs, items, bench, slot, reopened, seed=0)
+    assert stages[0].made == 1 and len(calls[0][1]) == 1
+
+
+def test_concurrent_writers_use_separate_shards(tmp_path):
+    a, b = Store(tmp_path), Store(tmp_path)
+    assert a.shard != b.shard
+    a.put([{"key": "k1", "text": "x"}])
+    b.put([{"key": "k2", "text": "y"}])
+    c = Store(tmp_path)
+    assert {c.get("k1")["text"], c.get("k2")["text"]} == {"x", "y"} and c.torn == 0
+
+
+def test_missing_runs():
+    from harness.methods import missing_runs
+
+    assert missing_runs([None, None]) == [(0, 2)]
+    assert missing_runs([1, None, None, 1, None]) == [(1, 2), (4, 1)]
+    assert missing_runs([1, 1]) == []
+
+
+def test_generation_key_ignores_seed_and_n_but_not_temperature():
+    from harness.engine import Sampling
+    from harness.store import generation_key
+
+    conv = [{"role": "user", "content": "q"}]
+    a = Sampling(n=4, temperature=0.7, seed=1).generation_fields()
+    b = Sampling(n=8, temperature=0.7, seed=99).generation_fields()
+    c = Sampling(n=4, temperature=0.2, seed=1).generation_fields()
+    assert generation_key("m", conv, a, 5, 0) == generation_key("m", conv, b, 5, 0)
+    assert generation_key("m", conv, a, 5, 0) != generation_key("m", conv, c, 5, 0)
+    assert generation_key("m", conv, a, 5, 0) != generation_key("m", conv, a, 5, 1)
+    assert generation_key("m", conv, a, 5, 0) != generation_key("m2", conv, a, 5, 0)

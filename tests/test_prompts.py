@@ -23,8 +23,11 @@ def test_aggregation_merges_into_existing_system_message_after_its_text():
 
 
 def test_multi_turn_conversation_is_kept_and_last_user_turn_is_answered():
-    conv = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
-            {"role": "user", "content": "c"}]
+    conv = [
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "b"},
+        {"role": "user", "content": "c"},
+    ]
     msgs = aggregation_messages(conv, ["x"])
     assert msgs[1:] == conv
 

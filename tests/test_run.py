@@ -1,49 +1,82 @@
-"""`python -m harness.run` end to end: real vLLM, real SmolLM2, Self-MoA on a few GSM8K-style items."""
+"""`python -m harness.run` end to end: real vLLM and SmolLM2, Self-MoA on GSM8K-style items."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 pytestmark = pytest.mark.slow
 
 
+def command(data, run_dir, store, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "harness.run",
+        "experiment=smoke",
+        f"benchmark.data_dir={data}",
+        "method.k=3",
+        f"store_dir={store}",
+        f"hydra.run.dir={run_dir}",
+        *extra,
+    ]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(list(args), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def records_of(run_dir) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "records.jsonl").open()]
+
+
+def comparable(records: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "gen_s"} for r in records]
+
+
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    data = tmp_path_factory.mktemp("data")
+def data(tmp_path_factory):
     from tests.conftest import PROBLEMS
 
+    data = tmp_path_factory.mktemp("data")
     (data / "gsm8k").mkdir()
     (data / "gsm8k" / "test.jsonl").write_text(
         "".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in PROBLEMS)
     )
+    return data
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, data):
     run_dir = tmp_path_factory.mktemp("run")
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness.run", "experiment=smoke", f"benchmark.data_dir={data}",
-         "method.k=3", "logger.mode=offline", f"hydra.run.dir={run_dir}"],
-        capture_output=True, text=True, timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return run_dir, proc
+    store = tmp_path_factory.mktemp("store")
+    proc = run(*command(data, run_dir, store, "logger.mode=offline"))
+    return run_dir, proc, store
 
 
 def test_run_directory_holds_config_records_metrics_and_log(finished_run):
-    run_dir, _ = finished_run
-    for name in ("config.yaml", "records.jsonl", "metrics.json", "run.log", "generations.jsonl"):
+    run_dir, _, _ = finished_run
+    for name in ("config.yaml", "records.jsonl", "metrics.json", "run.log"):
         assert (run_dir / name).is_file(), name
     assert "self_moa" in (run_dir / "config.yaml").read_text()
 
 
 def test_records_have_every_proposal_and_the_aggregation(finished_run):
-    run_dir, _ = finished_run
+    run_dir, _, _ = finished_run
     records = [json.loads(line) for line in (run_dir / "records.jsonl").open()]
     assert len(records) == 2 * 3  # single baseline + self_moa, 3 items each
     moa = [r for r in records if r["method"] == "self_moa"]
     for r in moa:
         assert [p["sample_index"] for p in r["proposals"]] == [0, 1, 2]
-        assert all(p["model"] == "smollm2-135m-instruct" and p["generated_tokens"] > 0
-                   for p in r["proposals"])
+        assert all(
+            p["model"] == "smollm2-135m-instruct" and p["generated_tokens"] > 0
+            for p in r["proposals"]
+        )
         assert r["aggregation"]["model"] == "smollm2-135m-instruct"
         assert r["aggregation"]["text"] == r["final_text"]
         assert r["score"] in (0.0, 1.0) and r["outcome"] in ("ok", "no_answer")
@@ -51,11 +84,10 @@ def test_records_have_every_proposal_and_the_aggregation(finished_run):
 
 
 def test_metrics_keep_load_and_generation_time_apart(finished_run):
-    run_dir, _ = finished_run
+    run_dir, _, _ = finished_run
     metrics = json.loads((run_dir / "metrics.json").read_text())
     stages = metrics["stages"]
-    assert [(s["stage"], s["sequences"]) for s in stages] == [("propose", 3 + 9),
-                                                              ("aggregate", 3)]
+    assert [(s["stage"], s["sequences"]) for s in stages] == [("propose", 3 + 9), ("aggregate", 3)]
     assert stages[0]["load_s"] > 0 and stages[1]["load_s"] == 0  # same model: loaded once
     assert all(s["gen_s"] > 0 and s["generated_tokens"] > 0 for s in stages)
     conf = metrics["configurations"]["self_moa(k=3)"]
@@ -64,21 +96,62 @@ def test_metrics_keep_load_and_generation_time_apart(finished_run):
 
 
 def test_summary_table_and_run_directory_are_printed(finished_run):
-    run_dir, proc = finished_run
+    run_dir, proc, _ = finished_run
     assert "configuration" in proc.stdout and "95% CI" in proc.stdout
     assert "single" in proc.stdout and "self_moa(k=3)" in proc.stdout
     assert f"run directory: {run_dir}" in proc.stdout
 
 
 def test_wandb_offline_run_has_summary_and_items_table(finished_run):
-    run_dir, _ = finished_run
+    run_dir, _, _ = finished_run
     offline = list((run_dir / "wandb").glob("offline-run-*"))
     assert len(offline) == 1
     # W&B 0.31 keeps an offline run's summary only inside its binary .wandb log (readable by
     # `wandb sync`); the keys are stored as plain protobuf strings, so look for them there.
     log = next(offline[0].glob("run-*.wandb")).read_bytes()
     assert b"gsm8k/acc" in log and b"baseline/gsm8k/acc" in log and b"cost/generated_tokens" in log
-    table = json.loads(next((offline[0] / "files" / "media" / "table").glob("items_*.json"))
-                       .read_text())
+    table = json.loads(
+        next((offline[0] / "files" / "media" / "table").glob("items_*.json")).read_text()
+    )
     assert table["columns"][:3] == ["configuration", "item_id", "question"]
     assert len(table["data"]) == 6
+
+
+def test_rerun_regenerates_nothing_and_loads_no_model(finished_run, data, tmp_path):
+    run_dir, _, store = finished_run
+    proc = run(*command(data, tmp_path / "again", store, "logger.mode=disabled"))
+    assert "found 15 generations, made 0" in proc.stdout
+    assert "loading smollm2" not in proc.stderr
+    assert comparable(records_of(tmp_path / "again")) == comparable(records_of(run_dir))
+
+
+def test_sigkill_after_proposals_then_rerun_finishes_with_same_results(
+    finished_run, data, tmp_path
+):
+    """Kill -9 once the proposal stage is stored (during aggregation or scoring), run again."""
+    run_dir, _, _ = finished_run
+    store = tmp_path / "store"
+    proc = subprocess.Popen(
+        command(data, tmp_path / "killed", store, "logger.mode=disabled"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        lines = sum(len(p.read_text().splitlines()) for p in store.glob("*.jsonl"))
+        if lines >= 12:  # 3 greedy + 9 sampled proposals are durable
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    assert proc.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    resumed = run(*command(data, tmp_path / "resumed", store, "logger.mode=disabled"))
+    assert "found 12 generations, made 3" in resumed.stdout or "found 15" in resumed.stdout
+    assert comparable(records_of(tmp_path / "resumed")) == comparable(records_of(run_dir))
+    metrics = [
+        json.loads((d / "metrics.json").read_text())["configurations"]
+        for d in (run_dir, tmp_path / "resumed")
+    ]
+    keys = ("gsm8k/acc", "gsm8k/proposal_acc", "cost/calls", "cost/generated_tokens")
+    assert [{c: [m[c][k] for k in keys] for c in m} for m in metrics[:1]] == [
+        {c: [m[c][k] for k in keys] for c in m} for m in metrics[1:]
+    ]

@@ -40,7 +40,7 @@ class Benchmark(ABC):
         self.report = LoadReport(source="")
 
     def load(self) -> list[Item]:
-        """All valid items (the first `limit` of them); malformed records are counted in `report`."""
+        """Valid items (at most `limit`); malformed records are counted in `report`."""
         items = []
         for item in self.read():
             if self.cfg.limit is not None and len(items) >= self.cfg.limit:
@@ -50,7 +50,9 @@ class Benchmark(ABC):
         if self.report.skipped:
             log.warning(
                 "%s: skipped %d malformed records (first: %s)",
-                self.name, len(self.report.skipped), self.report.skipped[0],
+                self.name,
+                len(self.report.skipped),
+                self.report.skipped[0],
             )
         return items
 
