@@ -16,7 +16,8 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-METHODS = ("single", "self_moa")
+METHODS = ("single", "majority_vote", "self_moa", "mixed_moa", "self_moa_seq", "usc")
+CONTEXT_POLICIES = ("shorten", "drop_longest", "fail", "seq")
 LOGGER_MODES = ("offline", "online", "disabled")
 
 
@@ -38,6 +39,14 @@ class ModelConfig:
 @dataclass
 class MethodConfig:
     name: str = MISSING
+    label: str | None = None  # name in tables and W&B; derived from the knobs when null
+    model: str | None = None  # proposer model name; null = the run's `model`
+    mixture: str | None = None  # mixed_moa: letter multiset over `letters`, e.g. "qqqsss"
+    layers: int = 2  # self_moa/mixed_moa: proposal layers + final aggregation (3 = 6 + 6 + 1 calls)
+    window: int = 6  # self_moa_seq: responses per aggregation round
+    reserved: int = 3  # self_moa_seq: slots holding the repeated current synthesis
+    shuffle: bool = True  # seeded permutation of proposals in aggregation prompts, per item
+    context_policy: str = "shorten"  # aggregation prompt over the context: see CONTEXT_POLICIES
     k: int = 1  # proposals per item
     temperature: float = 0.0
     top_p: float = 1.0
@@ -84,6 +93,9 @@ class RunConfig:
     baseline: bool = True  # also run `single` (greedy, proposer model) as the reference line
     run_dir: str = "."
     store_dir: str = "runs/store"  # content-addressed generations, shared by runs and sweeps
+    # A study: many configurations in one run (sharing proposals); empty = just `method`.
+    configurations: list[MethodConfig] = field(default_factory=list)
+    letters: dict[str, str] = field(default_factory=dict)  # mixture letter -> model name
     # Filled by `to_run_config`: every model the run needs, by name (proposer and aggregator).
     models: dict[str, ModelConfig] = field(default_factory=dict)
 
@@ -122,50 +134,84 @@ def to_run_config(cfg: DictConfig, run_dir: str | None = None) -> RunConfig:
         run.run_dir = run_dir
     validate(run)
     run.models = {run.model.name: run.model}
-    agg = run.method.aggregator
-    if agg is not None and agg not in run.models:
-        run.models[agg] = load_model_config(agg)
-        validate_model(run.models[agg], f"conf/model/{agg}.yaml")
+    for m in run.configurations or [run.method]:
+        names = [m.model, m.aggregator] + [run.letters[c] for c in m.mixture or ""]
+        for name in names:
+            if name is not None and name not in run.models:
+                run.models[name] = load_model_config(name)
+                validate_model(run.models[name], f"conf/model/{name}.yaml")
     return run
 
 
 def validate(run: RunConfig) -> None:
-    m, b = run.method, run.benchmark
-    if m.name not in METHODS:
-        raise ConfigError(f"method.name={m.name!r} is not a method; allowed: {', '.join(METHODS)}")
-    if m.k < 1:
-        raise ConfigError(f"method.k must be an integer >= 1 (got {m.k})")
-    if m.name == "single" and m.k != 1:
-        raise ConfigError(f"method.k must be 1 for method=single (got {m.k}); use self_moa")
-    if m.name == "single" and m.aggregator is not None:
-        raise ConfigError("method.aggregator is only used by self_moa; set it to null")
-    for key, value, hi in [
-        ("method.temperature", m.temperature, 5.0),
-        ("method.aggregator_temperature", m.aggregator_temperature, 5.0),
-        ("method.top_p", m.top_p, 1.0),
-    ]:
-        if not 0.0 <= value <= hi:
-            raise ConfigError(f"{key} must be in [0, {hi}] (got {value})")
-    if m.top_p == 0.0:
-        raise ConfigError("method.top_p must be in (0, 1] (got 0.0)")
-    for key, value in [
-        ("method.max_tokens", m.max_tokens),
-        ("method.aggregator_max_tokens", m.aggregator_max_tokens),
-    ]:
-        if value < 1:
-            raise ConfigError(f"{key} must be >= 1 (got {value})")
-    if m.name == "self_moa" and m.k > 1 and m.temperature == 0.0:
-        raise ConfigError(
-            f"method.temperature=0 with method.k={m.k}: greedy samples are identical; "
-            "use a temperature > 0 (the paper uses 0.7)"
-        )
-    if m.aggregator is not None:
-        load_model_config(m.aggregator)  # raises with the list of models
+    b = run.benchmark
+    if run.configurations:
+        for i, m in enumerate(run.configurations):
+            validate_method(m, run, f"configurations[{i}]")
+    else:
+        validate_method(run.method, run, "method")
     if b.limit is not None and b.limit < 0:
         raise ConfigError(f"benchmark.limit must be >= 0 or null for all items (got {b.limit})")
     if run.logger.mode not in LOGGER_MODES:
         raise ConfigError(f"logger.mode={run.logger.mode!r}; allowed: {', '.join(LOGGER_MODES)}")
     validate_model(run.model, "model")
+
+
+def validate_method(m: MethodConfig, run: RunConfig, key: str) -> None:
+    if m.name not in METHODS:
+        raise ConfigError(f"{key}.name={m.name!r} is not a method; allowed: {', '.join(METHODS)}")
+    if m.k < 1:
+        raise ConfigError(f"{key}.k must be an integer >= 1 (got {m.k})")
+    if m.name == "single" and m.k != 1:
+        raise ConfigError(f"{key}.k must be 1 for method=single (got {m.k}); use self_moa")
+    if m.name in ("single", "majority_vote") and m.aggregator is not None:
+        raise ConfigError(f"{key}.aggregator is not used by {m.name}; set it to null")
+    for name, value, hi in [
+        ("temperature", m.temperature, 5.0),
+        ("aggregator_temperature", m.aggregator_temperature, 5.0),
+        ("top_p", m.top_p, 1.0),
+    ]:
+        if not 0.0 <= value <= hi:
+            raise ConfigError(f"{key}.{name} must be in [0, {hi}] (got {value})")
+    if m.top_p == 0.0:
+        raise ConfigError(f"{key}.top_p must be in (0, 1] (got 0.0)")
+    for name, value in [
+        ("max_tokens", m.max_tokens),
+        ("aggregator_max_tokens", m.aggregator_max_tokens),
+    ]:
+        if value < 1:
+            raise ConfigError(f"{key}.{name} must be >= 1 (got {value})")
+    if m.name not in ("single", "mixed_moa") and m.k > 1 and m.temperature == 0.0:
+        raise ConfigError(
+            f"{key}.temperature=0 with {key}.k={m.k}: greedy samples are identical; "
+            "use a temperature > 0 (the paper uses 0.7)"
+        )
+    for name in (m.model, m.aggregator):
+        if name is not None:
+            load_model_config(name)  # raises with the list of models
+    if m.name == "mixed_moa":
+        if not m.mixture:
+            raise ConfigError(f"{key}.mixture is required for mixed_moa (e.g. 'qqqsss')")
+        unknown = sorted(set(m.mixture) - set(run.letters))
+        if unknown:
+            raise ConfigError(
+                f"{key}.mixture={m.mixture!r}: letters {unknown} are not in "
+                f"letters; known: {dict(run.letters)}"
+            )
+        if m.temperature == 0.0 and any(m.mixture.count(c) > 1 for c in set(m.mixture)):
+            raise ConfigError(f"{key}.temperature=0 repeats a model's samples; use > 0")
+    elif m.mixture is not None:
+        raise ConfigError(f"{key}.mixture is only used by mixed_moa")
+    if m.layers < 2:
+        raise ConfigError(f"{key}.layers must be >= 2 (proposals + aggregation; got {m.layers})")
+    if not 0 <= m.reserved < m.window:
+        raise ConfigError(
+            f"{key}: need 0 <= reserved < window (got reserved={m.reserved}, window={m.window})"
+        )
+    if m.context_policy not in CONTEXT_POLICIES:
+        raise ConfigError(
+            f"{key}.context_policy={m.context_policy!r}; allowed: {', '.join(CONTEXT_POLICIES)}"
+        )
 
 
 def validate_model(model: ModelConfig, key: str) -> None:

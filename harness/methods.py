@@ -1,14 +1,24 @@
-"""Ensemble methods as batched stages: `single` and `self_moa`.
+"""Ensemble methods as batched stages over a shared proposal pool.
 
-A run holds one or more configurations (the method, plus the `single` greedy baseline when
-`baseline=true`). They are executed stage by stage, never question by question:
+Methods (names are `method=` options and `configurations[].name` values):
+    single         one answer of one model (greedy by default): the baseline
+    majority_vote  k samples of one model, the most frequent extracted answer (no LLM call)
+    self_moa       k samples of one model, then one aggregation (Li et al. 2025)
+    mixed_moa      samples of several models (a letter multiset such as `qqqsss`), optional
+                   intermediate layers, then one aggregation (Wang et al. 2024)
+    self_moa_seq   k samples aggregated in a sliding window: the first round sees samples
+                   0..w-1; each later round sees the current synthesis repeated r times plus the
+                   next w-r samples, until all k are used
+    usc            the aggregator picks the most consistent sample by number (universal
+                   self-consistency); an unparseable choice falls back to sample 0, counted
 
-    propose:   per proposer model, ONE engine.chat over every (configuration, item),
-               with SamplingParams(n=k, seed=item seed)
-    aggregate: per aggregator model, ONE engine.chat over every (self_moa configuration, item):
-               the original conversation plus the numbered proposals (harness.prompts)
-    score:     extract and score every proposal and every final answer (pure, no model)
-
+A run executes all its configurations together, stage by stage, never question by question:
+    propose: per model, ONE engine.chat over every item, n = the most samples any configuration
+             needs of that model at those sampling parameters; sample j of model M on item i is
+             shared by every configuration that uses it
+    rounds:  per aggregator model, ONE engine.chat per round over every (configuration, item)
+             still aggregating (MoA layers and Self-MoA-Seq windows are rounds)
+    score:   extract and score every proposal and every final answer (pure, no model)
 One model is resident at a time (`ModelSlot`); load and generation seconds are kept apart.
 Every generation goes to the content-addressed store (harness.store) as soon as its stage ends;
 a stage first serves what the store already has, so a re-run or a resumed run regenerates
@@ -19,42 +29,75 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
+import re
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from harness.benchmarks import Benchmark, Item
 from harness.config import MethodConfig, ModelConfig, RunConfig
 from harness.engine import Completion, Conversation, Engine, Output, Sampling, model_identity
-from harness.prompts import aggregation_messages
+from harness.prompts import aggregation_messages, parse_usc_choice, usc_messages
 from harness.store import Store, generation_key
 
 log = logging.getLogger(__name__)
 
 EngineFactory = Callable[[ModelConfig], Engine]
+AGGREGATING = ("self_moa", "mixed_moa", "self_moa_seq", "usc")
 
 
 @dataclass(frozen=True)
 class Configuration:
-    label: str  # unique within a run: "single", "self_moa(k=4)", ...
+    label: str  # unique within a run: "single", "self_moa(k=4)", "mixed_moa(qqqsss)", ...
     method: MethodConfig
-    proposer: str  # model name
-    aggregator: str | None  # model name; None for methods without aggregation
+    proposers: tuple[tuple[str, int], ...]  # (model name, samples) in prompt order
+    aggregator: str | None  # model name; None for methods without an LLM aggregation
+
+
+def configuration(m: MethodConfig, run: RunConfig) -> Configuration:
+    model = m.model or run.model.name
+    short = {name: letter for letter, name in run.letters.items()}
+    if m.name == "mixed_moa":
+        counts = Counter(run.letters[c] for c in m.mixture)
+        proposers = tuple(counts.items())
+        spec = m.mixture
+    else:
+        proposers = ((model, 1 if m.name == "single" else m.k),)
+        spec = "" if model == run.model.name else short.get(model, model)
+    aggregator = (m.aggregator or model) if m.name in AGGREGATING else None
+    if m.label:
+        return Configuration(m.label, m, proposers, aggregator)
+    knobs = [spec] if spec else []
+    if m.name == "single" and m.temperature > 0:
+        knobs.append(f"T={m.temperature}")
+    if m.name not in ("single", "mixed_moa"):
+        knobs.append(f"k={m.k}")
+    if aggregator and aggregator != model:
+        knobs.append(f"agg={short.get(aggregator, aggregator)}")
+    if m.name in ("self_moa", "mixed_moa") and m.layers != 2:
+        knobs.append(f"layers={m.layers}")
+    label = f"{m.name}({','.join(knobs)})" if knobs else m.name
+    return Configuration(label, m, proposers, aggregator)
 
 
 def configurations(run: RunConfig) -> list[Configuration]:
-    m = run.method
-    if m.name == "single":
-        sampled = "" if m.temperature == 0 else f"(T={m.temperature})"
-        main = Configuration(f"single{sampled}", m, run.model.name, None)
-    else:
-        agg = m.aggregator or run.model.name
-        suffix = "" if agg == run.model.name else f",agg={agg}"
-        main = Configuration(f"self_moa(k={m.k}{suffix})", m, run.model.name, agg)
-    confs = [main]
-    if run.baseline and main.label != "single":
-        greedy = MethodConfig(name="single", k=1, temperature=0.0, max_tokens=m.max_tokens)
-        confs.insert(0, Configuration("single", greedy, run.model.name, None))
+    """The run's configurations: `configurations` (a study) or `method`, after the baselines."""
+    confs = [configuration(m, run) for m in (run.configurations or [run.method])]
+    if run.baseline:
+        models = dict.fromkeys(name for c in confs for name, _ in c.proposers)
+        greedy = [
+            configuration(
+                MethodConfig(name="single", model=name, max_tokens=confs[0].method.max_tokens), run
+            )
+            for name in models
+        ]
+        confs = [g for g in greedy if g.label not in {c.label for c in confs}] + confs
+    labels = [c.label for c in confs]
+    if len(set(labels)) != len(labels):
+        dup = next(x for x in labels if labels.count(x) > 1)
+        raise ValueError(f"two configurations are both labelled {dup!r}; give one a `label`")
     return confs
 
 
@@ -208,6 +251,190 @@ def run_stage(
     return results, made, stats
 
 
+SHORTENED = " [...shortened]"
+
+
+def shortened(texts: list[str], factor: float) -> list[str]:
+    """Every text cut to `factor` of its length, visibly marked (never a silent truncation)."""
+    return [t[: max(1, int(len(t) * factor))] + SHORTENED for t in texts]
+
+
+MAX_CONTEXT_ACTIONS = 4  # then the item fails as prompt_too_long (the prompt alone is too long)
+_TOO_LONG = re.compile(r"(\d+) tokens >= max_model_len (\d+)")
+
+
+@dataclass
+class Job:
+    """One (configuration, item) on its way from proposals to a final answer.
+
+    Each round `requests()` lists what the job needs generated (model, conversation, sampling);
+    the executor batches those of all jobs per model and hands the outputs back to `receive`,
+    then `advance()` moves the job to its next round or finishes it.
+    """
+
+    conf: Configuration
+    item: Item
+    conversation: Conversation
+    proposals: list[dict]
+    seed: int
+    error: str | None = None
+    rounds: list[dict] = field(default_factory=list)  # every aggregation-round generation
+    events: list[str] = field(default_factory=list)  # context-budget actions, parse failures
+    order: list[int] = field(default_factory=list)  # proposal order in the final prompt
+    final: dict | None = None
+    done: bool = False
+
+    def __post_init__(self) -> None:
+        m = self.conf.method
+        self.mode = {"self_moa": "layers", "mixed_moa": "layers"}.get(m.name, m.name)
+        self.responses = [p["text"] for p in self.proposals]  # what the next round aggregates
+        self.index = list(range(len(self.proposals)))  # responses[i] is proposals[index[i]]
+        self.layer = 2  # proposals are layer 1
+        self.synthesis: str | None = None
+        self.seq_next = 0
+        self.inbox: dict[int, tuple[Output, float]] = {}
+        self.pending: list[tuple[str, Conversation, Sampling]] = []
+        if self.error or self.mode not in ("layers", "self_moa_seq", "usc"):
+            self.done = True
+
+    def _ordered(self, texts: list[str], tag: str) -> tuple[list[str], list[int]]:
+        order = list(range(len(texts)))
+        if self.conf.method.shuffle:  # against position bias: a seeded permutation per item
+            random.Random(f"{self.seed}:{self.item.id}:{tag}").shuffle(order)
+        return [texts[i] for i in order], order
+
+    def _final_sampling(self) -> Sampling:
+        m = self.conf.method
+        return Sampling(
+            n=1,
+            temperature=m.aggregator_temperature,
+            top_p=1.0,
+            max_tokens=m.aggregator_max_tokens,
+            seed=item_seed(self.seed + 1, f"{self.item.id}/{self.mode}/{len(self.rounds)}"),
+        )
+
+    def requests(self) -> list[tuple[str, Conversation, Sampling]]:
+        m, agg = self.conf.method, self.conf.aggregator
+        if self.mode == "layers" and self.layer < m.layers:  # intermediate MoA layer
+            self.pending = []
+            for slot, p in enumerate(self.proposals):
+                texts, _ = self._ordered(self.responses, f"L{self.layer}/{slot}")
+                seed = item_seed(self.seed, f"{self.item.id}/L{self.layer}/{slot}")
+                self.pending.append(
+                    (
+                        p["model"],
+                        aggregation_messages(self.conversation, texts),
+                        Sampling(
+                            n=1,
+                            temperature=m.temperature,
+                            top_p=m.top_p,
+                            max_tokens=m.max_tokens,
+                            seed=seed,
+                        ),
+                    )
+                )
+        elif self.mode == "layers":
+            texts, self.order = self._ordered(self.responses, "final")
+            self.order = [self.index[i] for i in self.order]
+            self.pending = [
+                (agg, aggregation_messages(self.conversation, texts), self._final_sampling())
+            ]
+        elif self.mode == "usc":
+            texts, self.order = self._ordered(self.responses, "usc")
+            self.order = [self.index[i] for i in self.order]
+            self.pending = [(agg, usc_messages(self.conversation, texts), self._final_sampling())]
+        else:  # self_moa_seq
+            w, r = m.window, m.reserved
+            if self.synthesis is None:
+                window = self.responses[:w]
+            else:
+                window = [self.synthesis] * r + self.responses[
+                    self.seq_next : self.seq_next + w - r
+                ]
+            self.pending = [
+                (agg, aggregation_messages(self.conversation, window), self._final_sampling())
+            ]
+        return self.pending
+
+    def receive(self, index: int, output: Output, seconds_per_token: float) -> None:
+        self.inbox[index] = (output, seconds_per_token)
+
+    def advance(self) -> None:
+        outputs = [self.inbox.pop(i) for i in range(len(self.pending))]
+        for (model, _, _), (out, rate) in zip(self.pending, outputs, strict=True):
+            if out.completions:
+                c = out.completions[0]
+                self.rounds.append(
+                    {
+                        "model": model,
+                        "mode": self.mode,
+                        "layer": self.layer,
+                        "text": c.text,
+                        "prompt_tokens": out.prompt_tokens,
+                        "generated_tokens": c.tokens,
+                        "finish_reason": c.finish_reason,
+                        "gen_s": c.tokens * rate,
+                    }
+                )
+        if too_long := next((o for o, _ in outputs if o.error), None):
+            self._over_budget(too_long)
+            return
+        texts = [o.completions[0].text for o, _ in outputs]
+        m = self.conf.method
+        if self.mode == "layers" and self.layer < m.layers:
+            self.responses, self.index = texts, list(range(len(self.proposals)))
+            self.layer += 1
+        elif self.mode == "usc":
+            choice = parse_usc_choice(texts[0], len(self.order))
+            if choice is None:
+                self.events.append("usc_parse_failed")
+                picked = 0  # documented fallback: the first sample of the first proposer
+            else:
+                picked = self.order[choice - 1]
+            self.final = {
+                **self.rounds[-1],
+                "text": self.proposals[picked]["text"],
+                "selection": texts[0],
+                "choice": None if choice is None else picked,
+            }
+            self.done = True
+        elif self.mode == "self_moa_seq":
+            used = m.window if self.synthesis is None else m.window - m.reserved
+            self.seq_next += used
+            self.synthesis = texts[0]
+            if self.seq_next >= len(self.responses):
+                self.final, self.done = self.rounds[-1], True
+        else:
+            self.final, self.done = self.rounds[-1], True
+
+    def _over_budget(self, out: Output) -> None:
+        """The context-budget policy: never truncate silently, count every case."""
+        policy = self.conf.method.context_policy
+        self.events.append(f"context_{policy}")
+        hopeless = len(self.events) > MAX_CONTEXT_ACTIONS or (
+            policy == "drop_longest" and len(self.responses) == 1
+        )
+        if policy == "fail" or hopeless:
+            self.error, self.done = out.error, True
+        elif policy == "drop_longest":
+            longest = max(range(len(self.responses)), key=lambda i: len(self.responses[i]))
+            del self.responses[longest], self.index[longest]
+        elif policy == "seq" and self.mode != "self_moa_seq":
+            self.mode, self.synthesis, self.seq_next = "self_moa_seq", None, 0
+        else:  # shorten (also when a Self-MoA-Seq window itself does not fit)
+            match = _TOO_LONG.search(out.error or "")
+            prompt, limit = (int(match[1]), int(match[2])) if match else (2, 1)
+            room = limit - self.conf.method.aggregator_max_tokens  # leave room for the answer
+            # chars to cut, assuming tokens are spread evenly over the prompt's characters
+            sent = sum(len(m["content"]) for m in self.pending[0][1])
+            cut = sent * (1 - room / prompt) * 1.1 + len(SHORTENED) * len(self.responses)
+            total = sum(len(t) for t in self.responses)
+            factor = max(0.05, min(0.95, (total - cut) / total)) if total else 0.05
+            self.responses = shortened(self.responses, factor)
+            if self.synthesis is not None:
+                self.synthesis = shortened([self.synthesis], factor)[0]
+
+
 def execute(
     confs: list[Configuration],
     items: list[Item],
@@ -218,144 +445,138 @@ def execute(
 ) -> tuple[list[dict], list[StageStats]]:
     """Run every configuration on every item: (a record per configuration and item, stages)."""
     stages: list[StageStats] = []
-    proposals: dict[tuple[str, str], Output] = {}
-    aggregations: dict[tuple[str, str], Output] = {}
-    share: dict[str, float] = {c.label: 0.0 for c in confs}  # attributed generation seconds
 
-    def run_grouped(stage: str, by_model: dict[str, list[Configuration]], build, sink) -> None:
-        # the resident model goes first so it is not reloaded
-        for model in sorted(by_model, key=lambda name: name != slot.resident):
-            keys, requests = [], []
-            for conf in by_model[model]:
-                for item in items:
-                    if (req := build(conf, item)) is not None:
-                        keys.append((conf.label, item.id))
-                        requests.append(req)
-            if not requests:
-                continue
-            outputs, made, stats = run_stage(slot, store, stage, model, requests)
-            stages.append(stats)
-            for key, out, tokens in zip(keys, outputs, made, strict=True):
-                sink[key] = out
-                if stats.generated_tokens:
-                    share[key[0]] += stats.gen_s * tokens / stats.generated_tokens
+    def resident_first(models):
+        return sorted(models, key=lambda name: name != slot.resident)
 
-    def propose(conf: Configuration, item: Item):
-        m = conf.method
-        return bench.messages(item), Sampling(
-            n=m.k,
-            temperature=m.temperature,
-            top_p=m.top_p,
-            max_tokens=m.max_tokens,
-            seed=item_seed(seed, item.id),
-        )
-
-    def aggregate(conf: Configuration, item: Item):
-        out = proposals[(conf.label, item.id)]
-        if out.error or not out.completions:
-            return None
-        m = conf.method
-        conversation = aggregation_messages(bench.messages(item), [c.text for c in out.completions])
-        return conversation, Sampling(
-            n=1,
-            temperature=m.aggregator_temperature,
-            max_tokens=m.aggregator_max_tokens,
-            seed=item_seed(seed + 1, item.id),
-        )
-
-    run_grouped("propose", group(confs, lambda c: c.proposer), propose, proposals)
-    aggregated = [c for c in confs if c.aggregator is not None]
-    run_grouped("aggregate", group(aggregated, lambda c: c.aggregator), aggregate, aggregations)
-
-    records = [
-        make_record(
-            conf,
-            item,
-            bench,
-            proposals[(conf.label, item.id)],
-            aggregations.get((conf.label, item.id)),
-        )
-        for conf in confs
-        for item in items
-    ]
-    for r in records:  # a stage's seconds, split by each configuration's share of its tokens
-        r["gen_s"] = share[r["configuration"]] / len(items)
-    return records, stages
-
-
-def group(confs: list[Configuration], key) -> dict[str, list[Configuration]]:
-    grouped: dict[str, list[Configuration]] = {}
+    # 1. Proposals: per model and sampling parameters, the most samples any configuration needs.
+    streams: dict[str, dict[tuple, int]] = {}
     for conf in confs:
-        grouped.setdefault(key(conf), []).append(conf)
-    return grouped
+        m = conf.method
+        for model, count in conf.proposers:
+            fields = (m.temperature, m.top_p, m.max_tokens)
+            streams.setdefault(model, {})
+            streams[model][fields] = max(count, streams[model].get(fields, 0))
+    pool: dict[tuple, tuple[Output, float]] = {}
+    for model in resident_first(streams):
+        keys, requests = [], []
+        for fields, n in streams[model].items():
+            for item in items:
+                keys.append((model, fields, item.id))
+                requests.append(
+                    (
+                        bench.messages(item),
+                        Sampling(
+                            n=n,
+                            temperature=fields[0],
+                            top_p=fields[1],
+                            max_tokens=fields[2],
+                            seed=item_seed(seed, item.id),
+                        ),
+                    )
+                )
+        outputs, _, stats = run_stage(slot, store, "propose", model, requests)
+        stages.append(stats)
+        rate = stats.gen_s / stats.generated_tokens if stats.generated_tokens else 0.0
+        pool.update((key, (out, rate)) for key, out in zip(keys, outputs, strict=True))
+
+    # 2. One job per (configuration, item), fed from the shared pool.
+    jobs = []
+    for conf in confs:
+        m = conf.method
+        for item in items:
+            proposals, error = [], None
+            for model, count in conf.proposers:
+                out, rate = pool[(model, (m.temperature, m.top_p, m.max_tokens), item.id)]
+                error = error or out.error
+                proposals += [
+                    {
+                        "model": model,
+                        "sample_index": j,
+                        "text": c.text,
+                        "prompt_tokens": out.prompt_tokens,
+                        "generated_tokens": c.tokens,
+                        "finish_reason": c.finish_reason,
+                        "gen_s": c.tokens * rate,
+                    }
+                    for j, c in enumerate(out.completions[:count])
+                ]
+            jobs.append(Job(conf, item, bench.messages(item), proposals, seed, error=error))
+
+    # 3. Aggregation rounds: per round and model, one batched call over all active jobs.
+    round_no = 0
+    while active := [job for job in jobs if not job.done]:
+        round_no += 1
+        by_model: dict[str, list[tuple[Job, int, Conversation, Sampling]]] = {}
+        for job in active:
+            for index, (model, conv, sampling) in enumerate(job.requests()):
+                by_model.setdefault(model, []).append((job, index, conv, sampling))
+        stage = "aggregate" if round_no == 1 else f"aggregate-{round_no}"
+        for model in resident_first(by_model):
+            entries = by_model[model]
+            outputs, _, stats = run_stage(
+                slot, store, stage, model, [(conv, s) for _, _, conv, s in entries]
+            )
+            stages.append(stats)
+            rate = stats.gen_s / stats.generated_tokens if stats.generated_tokens else 0.0
+            for (job, index, _, _), out in zip(entries, outputs, strict=True):
+                job.receive(index, out, rate)
+        for job in active:
+            job.advance()
+    return [make_record(job, bench) for job in jobs], stages
 
 
-def make_record(
-    conf: Configuration, item: Item, bench: Benchmark, proposed: Output, aggregated: Output | None
-) -> dict:
-    """One item of one configuration: every proposal, the aggregation, the final answer, scores."""
+def majority(answers: list[str | None]) -> int | None:
+    """Index of the first proposal whose answer is the most frequent non-empty answer."""
+    counts = Counter(a for a in answers if a is not None)
+    if not counts:
+        return None
+    top = max(counts.values())
+    return next(i for i, a in enumerate(answers) if a is not None and counts[a] == top)
+
+
+def make_record(job: Job, bench: Benchmark) -> dict:
+    """One item of one configuration: every proposal, every round, the final answer, scores."""
     proposals = []
-    for j, c in enumerate(proposed.completions):
-        answer = bench.extract_answer(c.text)
-        proposals.append(
-            {
-                "model": conf.proposer,
-                "sample_index": j,
-                "text": c.text,
-                "prompt_tokens": proposed.prompt_tokens,
-                "generated_tokens": c.tokens,
-                "finish_reason": c.finish_reason,
-                "answer": answer,
-                "score": bench.score(item, answer),
-            }
-        )
-    aggregation = None
-    error = proposed.error
-    if conf.aggregator is None:
-        final = proposed.completions[0] if proposed.completions else None
-    else:
-        final = None
-        if aggregated is not None:
-            error = aggregated.error
-            if aggregated.completions:
-                final = aggregated.completions[0]
-                aggregation = {
-                    "model": conf.aggregator,
-                    "text": final.text,
-                    "prompt_tokens": aggregated.prompt_tokens,
-                    "generated_tokens": final.tokens,
-                    "finish_reason": final.finish_reason,
-                }
-    answer = bench.extract_answer(final.text) if final else None
-    if error:
-        outcome = error.split(":", 1)[0]
-    elif final is None:
+    for p in job.proposals:
+        answer = bench.extract_answer(p["text"])
+        proposals.append({**p, "answer": answer, "score": bench.score(job.item, answer)})
+        del proposals[-1]["gen_s"]  # seconds are accounted per record (below), not per text
+    method = job.conf.method.name
+    final_text = None
+    if job.final is not None:
+        final_text = job.final["text"]
+    elif method == "majority_vote" and proposals:
+        pick = majority([p["answer"] for p in proposals])
+        final_text = proposals[0 if pick is None else pick]["text"]
+    elif job.conf.aggregator is None and proposals:
+        final_text = proposals[0]["text"]
+    answer = bench.extract_answer(final_text) if final_text is not None else None
+    if job.error:
+        outcome = job.error.split(":", 1)[0]
+    elif final_text is None:
         outcome = "no_output"
-    elif answer is None:
-        outcome = "no_answer"
     else:
-        outcome = "ok"
-    calls = len(proposed.completions) + (1 if aggregation else 0)
-    tokens = [p["generated_tokens"] for p in proposals] + (
-        [aggregation["generated_tokens"]] if aggregation else []
-    )
-    prompt = proposed.prompt_tokens * len(proposed.completions) + (
-        aggregation["prompt_tokens"] if aggregation else 0
-    )
+        outcome = "ok" if answer is not None else "no_answer"
+    generations = job.proposals + job.rounds
     return {
-        "configuration": conf.label,
-        "method": conf.method.name,
-        "item_id": item.id,
-        "question": item.question,
-        "reference": item.reference,
+        "configuration": job.conf.label,
+        "method": method,
+        "item_id": job.item.id,
+        "question": job.item.question,
+        "reference": job.item.reference,
         "proposals": proposals,
-        "aggregation": aggregation,
-        "final_text": final.text if final else None,
+        "rounds": [{k: v for k, v in r.items() if k != "gen_s"} for r in job.rounds],
+        "aggregation": job.final and {k: v for k, v in job.final.items() if k != "gen_s"},
+        "order": job.order,
+        "events": job.events,
+        "final_text": final_text,
         "answer": answer,
-        "score": bench.score(item, answer),
+        "score": bench.score(job.item, answer),
         "outcome": outcome,
-        "error": error,
-        "calls": calls,
-        "prompt_tokens": prompt,
-        "generated_tokens": sum(tokens),
+        "error": job.error,
+        "calls": len(generations),
+        "prompt_tokens": sum(g["prompt_tokens"] for g in generations),
+        "generated_tokens": sum(g["generated_tokens"] for g in generations),
+        "gen_s": sum(g["gen_s"] for g in generations),
     }

@@ -40,7 +40,12 @@ def summarize(records: list[dict], benchmark: str) -> dict[str, dict]:
             "cost/prompt_tokens": sum(r["prompt_tokens"] for r in rs),
             "cost/generated_tokens": sum(r["generated_tokens"] for r in rs),
             "time/generate_s": sum(r["gen_s"] for r in rs),
+            f"{benchmark}/oracle_acc": sum(
+                max((p["score"] for p in r["proposals"]), default=0.0) for r in rs
+            )
+            / n,
             "outcomes": dict(Counter(r["outcome"] for r in rs)),
+            "events": dict(Counter(e for r in rs for e in r.get("events", []))),
         }
     return out
 

@@ -9,6 +9,8 @@ user's last turn itself.
 
 from __future__ import annotations
 
+import re
+
 Message = dict[str, str]
 
 AGGREGATOR_INSTRUCTION = (
@@ -39,8 +41,47 @@ def aggregation_messages(conversation: list[Message], responses: list[str]) -> l
     An existing system message keeps its text first and gets the aggregator block appended;
     otherwise a system message is put in front. The input list is not modified.
     """
-    block = aggregator_system(responses)
+    return with_system(conversation, aggregator_system(responses))
+
+
+def with_system(conversation: list[Message], block: str) -> list[Message]:
+    """`block` appended to the conversation's system message, or as a new first message."""
     if conversation and conversation[0]["role"] == "system":
         merged = {"role": "system", "content": f"{conversation[0]['content']}\n\n{block}"}
         return [merged, *conversation[1:]]
     return [{"role": "system", "content": block}, *conversation]
+
+
+USC_INSTRUCTION = (
+    "Below are several candidate responses to the user's most recent message. Compare them and "
+    "decide which one is the most consistent with the others, that is, whose final answer the "
+    "majority of the responses agree with. Do not write a new answer. Reply with one line of the "
+    "form 'The most consistent response is Response N.', where N is its number."
+)
+_USC_CHOICE = re.compile(r"most consistent response is\s*(?:response\s*)?#?\s*(\d+)", re.I)
+_ANY_RESPONSE = re.compile(r"response\s*#?\s*(\d+)", re.I)
+
+
+def usc_messages(conversation: list[Message], responses: list[str]) -> list[Message]:
+    """Universal self-consistency: the same layout as aggregation, asking for a number instead."""
+    if not responses:
+        raise ValueError("selection needs at least one response")
+    return with_system(
+        conversation, f"{USC_INSTRUCTION}\n\n{RESPONSES_HEADER}\n\n{numbered(responses)}"
+    )
+
+
+def parse_usc_choice(text: str, n: int) -> int | None:
+    """The 1-based response number a USC selection names, or None if absent or out of range.
+
+    The requested sentence wins; otherwise a lone 'Response N' mention is accepted; several
+    different mentions are ambiguous (None).
+    """
+    if m := _USC_CHOICE.search(text):
+        choice = int(m[1])
+    else:
+        mentioned = {int(x) for x in _ANY_RESPONSE.findall(text)}
+        if len(mentioned) != 1:
+            return None
+        choice = mentioned.pop()
+    return choice if 1 <= choice <= n else None

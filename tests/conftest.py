@@ -50,9 +50,18 @@ class FakeEngine:
         for conv, p in zip(conversations, params, strict=True):
             chars = sum(len(m["content"]) for m in conv)
             if chars > self.max_prompt_chars:
-                outs.append(Output(chars, (), "prompt_too_long: fake"))
+                outs.append(
+                    Output(
+                        chars,
+                        (),
+                        f"prompt_too_long: {chars} tokens >= max_model_len {self.max_prompt_chars}",
+                    )
+                )
                 continue
-            texts = [f"reasoning... #### {(p.seed or 0) % 100 + j}" for j in range(p.n)]
+            if "most consistent" in conv[0]["content"]:  # a USC selection prompt
+                texts = ["The most consistent response is Response 2."] * p.n
+            else:
+                texts = [f"{'reasoning ' * 10}#### {(p.seed or 0) % 100 + j}" for j in range(p.n)]
             outs.append(Output(chars, tuple(Completion(t, 5, "stop") for t in texts)))
         return outs
 

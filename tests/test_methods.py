@@ -61,12 +61,16 @@ def test_self_moa_makes_one_batched_call_per_stage_and_reuses_the_model(setup):
     assert agg_convs[0][0]["content"].startswith(AGGREGATOR_INSTRUCTION)
 
 
-def test_aggregation_prompt_holds_every_proposal_in_sample_order(setup):
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_aggregation_prompt_holds_every_proposal_in_the_recorded_order(setup, shuffle):
     bench, items, calls, _, slot, store = setup
-    confs = configurations(make_run(MethodConfig(name="self_moa", k=3, temperature=0.7), False))
-    records, _ = execute(confs, items, bench, slot, store, seed=0)
+    method = MethodConfig(name="self_moa", k=5, temperature=0.7, shuffle=shuffle)
+    records, _ = execute(configurations(make_run(method, False)), items, bench, slot, store, 0)
     system = calls[1][1][0][0]["content"]
-    texts = [p["text"] for p in records[0]["proposals"]]
+    order = records[0]["order"]
+    assert sorted(order) == [0, 1, 2, 3, 4]
+    assert (order == [0, 1, 2, 3, 4]) is (not shuffle)
+    texts = [records[0]["proposals"][j]["text"] for j in order]
     positions = [system.index(f"{i}. {t}") for i, t in enumerate(texts, 1)]
     assert positions == sorted(positions)
 
@@ -176,7 +180,7 @@ def test_growing_k_generates_only_the_new_samples_with_their_own_seeds(setup):
     assert stages[0].found == 2 * len(items) and stages[0].made == 2 * len(items)
     texts = [p["text"] for p in records[0]["proposals"]]
     seed0 = item_seed(0, items[0].id)
-    assert texts == [f"reasoning... #### {seed0 % 100 + j}" for j in range(4)]
+    assert texts == [f"{'reasoning ' * 10}#### {seed0 % 100 + j}" for j in range(4)]
 
 
 def test_store_skips_a_torn_last_record_and_regenerates_it(setup, tmp_path, caplog):
@@ -223,3 +227,154 @@ def test_generation_key_ignores_seed_and_n_but_not_temperature():
     assert generation_key("m", conv, a, 5, 0) != generation_key("m", conv, c, 5, 0)
     assert generation_key("m", conv, a, 5, 0) != generation_key("m", conv, a, 5, 1)
     assert generation_key("m", conv, a, 5, 0) != generation_key("m2", conv, a, 5, 0)
+
+
+LETTERS = {"a": "small", "b": "big"}
+
+
+def study(*methods: MethodConfig, baseline=False) -> RunConfig:
+    return RunConfig(
+        model=MODELS["small"],
+        method=methods[0],
+        configurations=list(methods),
+        letters=LETTERS,
+        baseline=baseline,
+    )
+
+
+def test_configurations_share_one_pool_of_samples_per_model(setup):
+    bench, items, calls, engines, slot, store = setup
+    run = study(
+        MethodConfig(name="self_moa", k=4, temperature=0.7),
+        MethodConfig(name="mixed_moa", mixture="aabb", temperature=0.7),
+        MethodConfig(name="majority_vote", k=3, temperature=0.7),
+        baseline=True,
+    )
+    confs = configurations(run)
+    assert [c.label for c in confs] == [
+        "single",
+        "single(b)",
+        "self_moa(k=4)",
+        "mixed_moa(aabb)",
+        "majority_vote(k=3)",
+    ]
+    records, stages = execute(confs, items, bench, slot, store, seed=0)
+    propose = [(model, [p.n for p in params]) for model, _, params in calls[:2]]
+    # small: greedy n=1 and sampled n=max(4, 2, 3) per item; big: greedy n=1 and sampled n=2
+    assert propose == [("small", [1] * 3 + [4] * 3), ("big", [1] * 3 + [2] * 3)]
+    moa = next(r for r in records if r["configuration"] == "mixed_moa(aabb)")
+    moa_self = next(r for r in records if r["configuration"] == "self_moa(k=4)")
+    assert [(p["model"], p["sample_index"]) for p in moa["proposals"]] == [
+        ("small", 0),
+        ("small", 1),
+        ("big", 0),
+        ("big", 1),
+    ]
+    assert moa["proposals"][:2] == moa_self["proposals"][:2]  # the same samples, not resampled
+    assert moa["calls"] == 5 and moa["aggregation"]["model"] == "small"
+    vote = next(r for r in records if r["method"] == "majority_vote")
+    assert vote["aggregation"] is None and vote["calls"] == 3
+
+
+def test_three_layer_moa_runs_an_intermediate_layer_of_agents(setup):
+    bench, items, calls, _, slot, store = setup
+    run = study(MethodConfig(name="mixed_moa", mixture="ab", temperature=0.7, layers=3))
+    records, stages = execute(configurations(run), items, bench, slot, store, seed=0)
+    assert [s.stage for s in stages] == [
+        "propose",
+        "propose",
+        "aggregate",
+        "aggregate",
+        "aggregate-2",
+    ]
+    r = records[0]
+    assert r["calls"] == 2 + 2 + 1
+    assert [x["layer"] for x in r["rounds"]] == [2, 2, 3]
+    assert {x["model"] for x in r["rounds"][:2]} == {"small", "big"}
+
+
+def test_self_moa_seq_repeats_the_synthesis_then_adds_new_samples(setup):
+    bench, items, calls, _, slot, store = setup
+    run = study(MethodConfig(name="self_moa_seq", k=9, window=6, reserved=3, temperature=0.7))
+    records, stages = execute(configurations(run), items, bench, slot, store, seed=0)
+    assert [s.stage for s in stages] == ["propose", "aggregate", "aggregate-2"]
+    r = records[0]
+    first, second = calls[1][1][0][0]["content"], calls[2][1][0][0]["content"]
+    samples = [p["text"] for p in r["proposals"]]
+    assert "6. " + samples[5] in first and samples[6] not in first
+    synthesis = r["rounds"][0]["text"]
+    assert second.count(synthesis) >= 3 and all(t in second for t in samples[6:])
+    assert r["final_text"] == r["rounds"][1]["text"] and r["calls"] == 9 + 2
+
+
+def test_usc_picks_the_named_response_through_the_recorded_order(setup):
+    bench, items, _, _, slot, store = setup
+    run = study(MethodConfig(name="usc", k=4, temperature=0.7))
+    records, _ = execute(configurations(run), items, bench, slot, store, seed=0)
+    for r in records:
+        picked = r["order"][1]  # the fake always names Response 2
+        assert r["aggregation"]["choice"] == picked
+        assert r["final_text"] == r["proposals"][picked]["text"] and r["events"] == []
+
+
+def test_usc_unparseable_choice_falls_back_to_sample_zero_and_is_counted():
+    from harness.prompts import parse_usc_choice
+
+    assert parse_usc_choice("The most consistent response is Response 3.", 4) == 3
+    assert parse_usc_choice("I pick response #2 of them", 4) == 2
+    assert parse_usc_choice("Response 1 and Response 2 agree", 4) is None
+    assert parse_usc_choice("The most consistent response is Response 9.", 4) is None
+    assert parse_usc_choice("no idea", 4) is None
+
+
+def test_majority_vote_takes_the_most_frequent_answer_earliest_on_ties():
+    from harness.methods import majority
+
+    assert majority(["3", "4", "4", None]) == 1
+    assert majority(["5", "6"]) == 0
+    assert majority([None, None]) is None
+
+
+@pytest.mark.parametrize(
+    "policy, outcome, event_count",
+    [
+        ("fail", "prompt_too_long", 1),
+        ("drop_longest", "ok", 1),
+        ("seq", "ok", 1),
+        ("shorten", "ok", 1),
+    ],
+)
+def test_context_policies_are_applied_and_counted(bench_cfg, store, policy, outcome, event_count):
+    bench = get(bench_cfg)
+    items = bench.load()[:1]
+    calls = []
+    # proposals fit; an aggregation prompt of 4 proposals does not, of 3 (or a seq window) does
+    probe_calls = []
+    probe = execute(
+        configurations(study(MethodConfig(name="self_moa", k=3, temperature=0.7))),
+        items,
+        bench,
+        ModelSlot(MODELS, lambda m: FakeEngine(m.name, probe_calls)),
+        Store(store.root / "probe"),
+        0,
+    )
+    limit = sum(len(m["content"]) for m in probe_calls[1][1][0]) + 10
+    slot = ModelSlot(MODELS, lambda m: FakeEngine(m.name, calls, max_prompt_chars=limit))
+    run = study(
+        MethodConfig(
+            name="self_moa",
+            k=4,
+            temperature=0.7,
+            window=3,
+            reserved=1,
+            aggregator_max_tokens=5,
+            context_policy=policy,
+        )
+    )
+    records, _ = execute(configurations(run), items, bench, slot, store, seed=0)
+    r = records[0]
+    assert r["outcome"] == outcome and len(r["events"]) == event_count
+    assert r["events"][0] == f"context_{policy}"
+    assert probe[0][0]["outcome"] == "ok"
+    summary = summarize(records, "gsm8k")
+    assert summary[r["configuration"]]["events"] == {f"context_{policy}": 1}
