@@ -458,7 +458,9 @@ def execute(
             streams.setdefault(model, {})
             streams[model][fields] = max(count, streams[model].get(fields, 0))
     pool: dict[tuple, tuple[Output, float]] = {}
-    for model in resident_first(streams):
+    aggregators = {c.aggregator for c in confs}
+    # the resident model first, aggregator models last: each is then loaded once if it can be
+    for model in sorted(streams, key=lambda n: (n != slot.resident, n in aggregators)):
         keys, requests = [], []
         for fields, n in streams[model].items():
             for item in items:

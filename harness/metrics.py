@@ -69,11 +69,13 @@ def summary_table(summary: dict[str, dict], benchmark: str) -> str:
                 f"{acc:.3f}",
                 ci,
                 f"{m[f'{benchmark}/proposal_acc']:.3f}",
+                f"{m[f'{benchmark}/oracle_acc']:.3f}",
                 m["cost/calls"],
                 m["cost/prompt_tokens"],
                 m["cost/generated_tokens"],
                 f"{m['time/generate_s']:.1f}",
                 bad,
+                sum(m["events"].values()),
             ]
         )
     headers = [
@@ -82,11 +84,13 @@ def summary_table(summary: dict[str, dict], benchmark: str) -> str:
         "acc",
         "95% CI",
         "proposal acc",
+        "oracle",
         "calls",
         "prompt tok",
         "gen tok",
         "gen s",
         "not ok",
+        "events",
     ]
     return format_table(headers, rows)
 

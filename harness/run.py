@@ -101,11 +101,19 @@ def study(run: RunConfig) -> dict:
             "memory/peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         }
         rundir.write_metrics(metrics)
+
+        # one method: its metrics under plain keys, the baselines' under `baseline/`;
+        # a study: every configuration's under `<label>/`
+        def prefix(label: str) -> str:
+            if run.configurations:
+                return f"{label}/"
+            return "" if label == confs[-1].label else "baseline/"
+
         flat = {
-            f"baseline/{k}" if label != confs[-1].label else k: v
+            prefix(label) + k: v
             for label, m in summary.items()
             for k, v in m.items()
-            if k != "outcomes"
+            if k not in ("outcomes", "events", "method")
         }
         flat |= {
             k: v

@@ -52,11 +52,45 @@ def test_aggregator_model_is_loaded_by_name():
         ("logger.mode=sometimes", "logger.mode='sometimes'; allowed: offline, online, disabled"),
         ("model.path=/no/such/folder", "set exactly one of model.path"),
         ("model.gguf=nope", "model.gguf='nope' is not a known GGUF model"),
+        ("method=mixed_moa", None),
+        ("method.context_policy=squeeze", "method.context_policy='squeeze'; allowed: shorten"),
+        ("method.layers=1", "method.layers must be >= 2"),
+        ("method.reserved=6", "need 0 <= reserved < window"),
+        ("method.mixture=qq", "method.mixture is only used by mixed_moa"),
     ],
 )
 def test_impossible_values_name_the_key(override, message):
+    if message is None:  # a valid override in this list, as a control
+        to_run_config(compose_config(override))
+        return
     with pytest.raises(ConfigError, match=message):
         to_run_config(compose_config(override))
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["method=mixed_moa", "method.mixture=qqxx"], r"letters \['x'\] are not in letters"),
+        (["method=mixed_moa", "method.mixture=null"], "mixture is required for mixed_moa"),
+        (["method=majority_vote", "method.aggregator=smollm2-135m-instruct"], "not used by"),
+        (["method=usc", "method.model=nope"], "unknown model 'nope'"),
+    ],
+)
+def test_impossible_method_combinations(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        to_run_config(compose_config(*overrides))
+
+
+def test_study_preset_loads_every_model_it_names():
+    run = to_run_config(compose_config("experiment=mixtures_cpu"))
+    assert len(run.configurations) >= 10
+    assert set(run.models) == {
+        "qwen2.5-coder-0.5b-instruct",
+        "smollm2-135m-instruct",
+        "gemma-3-270m",
+    }
+    names = {m.name for m in run.configurations}
+    assert {"self_moa", "mixed_moa", "self_moa_seq", "usc", "majority_vote"} <= names
 
 
 def test_wrongly_typed_or_misspelt_keys_fail_while_composing():

@@ -260,8 +260,10 @@ def test_configurations_share_one_pool_of_samples_per_model(setup):
     ]
     records, stages = execute(confs, items, bench, slot, store, seed=0)
     propose = [(model, [p.n for p in params]) for model, _, params in calls[:2]]
-    # small: greedy n=1 and sampled n=max(4, 2, 3) per item; big: greedy n=1 and sampled n=2
-    assert propose == [("small", [1] * 3 + [4] * 3), ("big", [1] * 3 + [2] * 3)]
+    # big: greedy n=1 and sampled n=2 per item; small: greedy n=1 and sampled n=max(4, 2, 3),
+    # proposed last because it aggregates next (so it is loaded once)
+    assert propose == [("big", [1] * 3 + [2] * 3), ("small", [1] * 3 + [4] * 3)]
+    assert [e.model_name for e in engines] == ["big", "small"]
     moa = next(r for r in records if r["configuration"] == "mixed_moa(aabb)")
     moa_self = next(r for r in records if r["configuration"] == "self_moa(k=4)")
     assert [(p["model"], p["sample_index"]) for p in moa["proposals"]] == [
