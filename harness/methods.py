@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from harness.benchmarks import Benchmark, Item
-from harness.config import MethodConfig, ModelConfig, RunConfig
+from harness.config import ConfigError, MethodConfig, ModelConfig, RunConfig
 from harness.engine import Completion, Conversation, Engine, Output, Sampling, model_identity
 from harness.prompts import aggregation_messages, parse_usc_choice, usc_messages
 from harness.store import Store, generation_key
@@ -97,7 +97,7 @@ def configurations(run: RunConfig) -> list[Configuration]:
     labels = [c.label for c in confs]
     if len(set(labels)) != len(labels):
         dup = next(x for x in labels if labels.count(x) > 1)
-        raise ValueError(f"two configurations are both labelled {dup!r}; give one a `label`")
+        raise ConfigError(f"two configurations are both labelled {dup!r}; give one a `label`")
     return confs
 
 

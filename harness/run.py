@@ -144,6 +144,7 @@ def study(run: RunConfig) -> dict:
 def main(cfg: DictConfig) -> None:
     try:
         run = to_run_config(cfg, HydraConfig.get().runtime.output_dir)
+        configurations(run)  # labels must be unique
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         sys.exit(2)

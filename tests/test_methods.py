@@ -1,5 +1,7 @@
 """Stage planning, batching, records and accounting of `single` and `self_moa`, on a fake engine."""
 
+from dataclasses import replace
+
 import pytest
 
 from harness.benchmarks import get
@@ -380,3 +382,17 @@ def test_context_policies_are_applied_and_counted(bench_cfg, store, policy, outc
     assert probe[0][0]["outcome"] == "ok"
     summary = summarize(records, "gsm8k")
     assert summary[r["configuration"]]["events"] == {f"context_{policy}": 1}
+
+
+def test_duplicate_labels_are_a_config_error():
+    from harness.config import ConfigError
+
+    same = MethodConfig(name="self_moa", k=2, temperature=0.7)
+    with pytest.raises(ConfigError, match="both labelled 'self_moa\\(k=2\\)'"):
+        configurations(study(same, same))
+    configurations(study(same, replace(same, label="again")))
+
+
+def test_baseline_greedy_for_each_proposer_model_of_a_study():
+    run = study(MethodConfig(name="mixed_moa", mixture="ab", temperature=0.7), baseline=True)
+    assert [c.label for c in configurations(run)][:2] == ["single", "single(b)"]
