@@ -68,7 +68,8 @@ def study(run: RunConfig) -> dict:
             f"benchmark {bench.name} has no items (benchmark.limit={run.benchmark.limit})"
         )
     confs = configurations(run)
-    name = f"{confs[-1].label}-{run.model.name}-{bench.name}"
+    what = f"study{len(confs)}" if run.configurations else confs[-1].label
+    name = f"{what}-{run.model.name}-{bench.name}"
     tracker = make_tracker(run, name)
     exit_code = 1
     try:
@@ -145,10 +146,10 @@ def main(cfg: DictConfig) -> None:
     try:
         run = to_run_config(cfg, HydraConfig.get().runtime.output_dir)
         configurations(run)  # labels must be unique
+        study(run)
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         sys.exit(2)
-    study(run)
 
 
 if __name__ == "__main__":

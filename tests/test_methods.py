@@ -396,3 +396,16 @@ def test_duplicate_labels_are_a_config_error():
 def test_baseline_greedy_for_each_proposer_model_of_a_study():
     run = study(MethodConfig(name="mixed_moa", mixture="ab", temperature=0.7), baseline=True)
     assert [c.label for c in configurations(run)][:2] == ["single", "single(b)"]
+
+
+def test_model_identity_tracks_checksum_folder_contents_and_revision(tmp_path):
+    from harness.engine import model_identity
+
+    gguf = model_identity(ModelConfig(name="x", gguf="smollm2-135m-instruct"))
+    assert gguf.startswith("gguf:smollm2-135m-instruct-b179c9523d0e")
+    (tmp_path / "config.json").write_text('{"a": 1}')
+    local = ModelConfig(name="x", path=str(tmp_path))
+    before = model_identity(local)
+    (tmp_path / "config.json").write_text('{"a": 2}')
+    assert model_identity(local) != before
+    assert model_identity(ModelConfig(name="x", path="org/m", revision="abc")) == "hub:org/m@abc"
