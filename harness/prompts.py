@@ -53,22 +53,27 @@ def with_system(conversation: list[Message], block: str) -> list[Message]:
 
 
 USC_INSTRUCTION = (
-    "Below are several candidate responses to the user's most recent message. Compare them and "
-    "decide which one is the most consistent with the others, that is, whose final answer the "
-    "majority of the responses agree with. Do not write a new answer. Reply with one line of the "
-    "form 'The most consistent response is Response N.', where N is its number."
+    "Evaluate these responses and select the one that is most consistent with the others, "
+    "that is, whose final answer the majority of the responses reach. Do not solve the question "
+    "again and do not write a new answer. Start your reply with 'The most consistent response "
+    "is Response N', where N is the number of the response you select."
 )
 _USC_CHOICE = re.compile(r"most consistent response is\s*(?:response\s*)?#?\s*(\d+)", re.I)
 _ANY_RESPONSE = re.compile(r"response\s*#?\s*(\d+)", re.I)
 
 
 def usc_messages(conversation: list[Message], responses: list[str]) -> list[Message]:
-    """Universal self-consistency: the same layout as aggregation, asking for a number instead."""
+    """Universal self-consistency: the last user turn becomes the question, the numbered
+    responses and the request to name one (all in the user turn, where small models follow it:
+    in a system message Qwen2.5-0.5B ignored it and answered the question instead)."""
     if not responses:
         raise ValueError("selection needs at least one response")
-    return with_system(
-        conversation, f"{USC_INSTRUCTION}\n\n{RESPONSES_HEADER}\n\n{numbered(responses)}"
+    *history, last = conversation
+    content = (
+        f"Question:\n{last['content']}\n\n{RESPONSES_HEADER}\n\n{numbered(responses)}"
+        f"\n\n{USC_INSTRUCTION}"
     )
+    return [*history, {"role": "user", "content": content}]
 
 
 def parse_usc_choice(text: str, n: int) -> int | None:

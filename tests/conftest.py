@@ -58,7 +58,7 @@ class FakeEngine:
                     )
                 )
                 continue
-            if "most consistent" in conv[0]["content"]:  # a USC selection prompt
+            if "most consistent" in conv[-1]["content"]:  # a USC selection prompt
                 texts = ["The most consistent response is Response 2."] * p.n
             else:
                 texts = [f"{'reasoning ' * 10}#### {(p.seed or 0) % 100 + j}" for j in range(p.n)]

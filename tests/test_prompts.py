@@ -41,3 +41,15 @@ def test_aggregation_of_no_responses_is_an_error():
 
 def test_response_whitespace_is_stripped_but_order_preserved():
     assert numbered(["  b \n", "a"]) == "1. b\n\n2. a"
+
+
+def test_usc_prompt_puts_question_responses_and_request_in_the_last_user_turn():
+    from harness.prompts import USC_INSTRUCTION, usc_messages
+
+    conv = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "2+2?"}]
+    msgs = usc_messages(conv, ["4", "5"])
+    assert msgs[0] == conv[0] and msgs[1]["role"] == "user" and len(msgs) == 2
+    text = msgs[1]["content"]
+    assert (
+        text.index("2+2?") < text.index("1. 4") < text.index("2. 5") < text.index(USC_INSTRUCTION)
+    )
