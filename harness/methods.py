@@ -435,6 +435,18 @@ class Job:
                 self.synthesis = shortened([self.synthesis], factor)[0]
 
 
+def charged(stats: StageStats, out: Output, made_tokens: int) -> float:
+    """Seconds per token of this output that this run spent generating (0 if from the store).
+
+    A generation used by several configurations is charged to each of them: the figure is what
+    a configuration would cost alone, at the stage's measured rate.
+    """
+    total = sum(c.tokens for c in out.completions)
+    if not stats.generated_tokens or not total:
+        return 0.0
+    return stats.gen_s / stats.generated_tokens * made_tokens / total
+
+
 def execute(
     confs: list[Configuration],
     items: list[Item],
@@ -477,10 +489,12 @@ def execute(
                         ),
                     )
                 )
-        outputs, _, stats = run_stage(slot, store, "propose", model, requests)
+        outputs, made, stats = run_stage(slot, store, "propose", model, requests)
         stages.append(stats)
-        rate = stats.gen_s / stats.generated_tokens if stats.generated_tokens else 0.0
-        pool.update((key, (out, rate)) for key, out in zip(keys, outputs, strict=True))
+        pool.update(
+            (key, (out, charged(stats, out, tokens)))
+            for key, out, tokens in zip(keys, outputs, made, strict=True)
+        )
 
     # 2. One job per (configuration, item), fed from the shared pool.
     jobs = []
@@ -516,13 +530,12 @@ def execute(
         stage = "aggregate" if round_no == 1 else f"aggregate-{round_no}"
         for model in resident_first(by_model):
             entries = by_model[model]
-            outputs, _, stats = run_stage(
+            outputs, made, stats = run_stage(
                 slot, store, stage, model, [(conv, s) for _, _, conv, s in entries]
             )
             stages.append(stats)
-            rate = stats.gen_s / stats.generated_tokens if stats.generated_tokens else 0.0
-            for (job, index, _, _), out in zip(entries, outputs, strict=True):
-                job.receive(index, out, rate)
+            for (job, index, _, _), out, tokens in zip(entries, outputs, made, strict=True):
+                job.receive(index, out, charged(stats, out, tokens))
         for job in active:
             job.advance()
     return [make_record(job, bench) for job in jobs], stages

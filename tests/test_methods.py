@@ -409,3 +409,18 @@ def test_model_identity_tracks_checksum_folder_contents_and_revision(tmp_path):
     (tmp_path / "config.json").write_text('{"a": 2}')
     assert model_identity(local) != before
     assert model_identity(ModelConfig(name="x", path="org/m", revision="abc")) == "hub:org/m@abc"
+
+
+def test_seconds_are_charged_only_for_generations_made_in_this_run(setup):
+    bench, items, _, _, slot, store = setup
+    small = configurations(study(MethodConfig(name="self_moa", k=2, temperature=0.7)))
+    execute(small, items, bench, slot, store, seed=0)
+    both = configurations(
+        study(
+            MethodConfig(name="self_moa", k=2, temperature=0.7),
+            MethodConfig(name="usc", k=2, temperature=0.7),
+        )
+    )
+    records, stages = execute(both, items, bench, slot, store, seed=0)
+    assert all(r["gen_s"] == 0 for r in records if r["method"] == "self_moa")  # all stored
+    assert all(r["gen_s"] > 0 for r in records if r["method"] == "usc")  # its selection is new
