@@ -84,7 +84,7 @@ def summary_table(summary: dict[str, dict], benchmark: str) -> str:
         "acc",
         "95% CI",
         "proposal acc",
-        "oracle",
+        "oracle pass@k",
         "calls",
         "prompt tok",
         "gen tok",
