@@ -1,18 +1,17 @@
 """The run directory: the record of a run; W&B only mirrors it.
 
-config.yaml        resolved, typed configuration (resubmittable: `python -m harness.run
-                   --config-path <dir> --config-name config` is not needed; every key is there)
-generations.jsonl  raw outputs of each stage, appended as soon as the stage ends
-records.jsonl      one record per (configuration, item): proposals, aggregation, answer, score
-metrics.json       per-configuration metrics, per-stage timings, peak memory
-run.log            the log (written by Hydra's job logging)
+config.yaml    the resolved, typed configuration
+records.jsonl  one record per (configuration, item): proposals, rounds, final answer, scores
+metrics.json   per-configuration metrics, per-stage timings, store counts, peak memory
+run.log        the log (written by Hydra's job logging)
+wandb/         the offline W&B run, when logger.mode=offline
+Every generation itself lives in the shared store (harness.store), written as each stage ends.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -32,13 +31,9 @@ class RunDir:
         self._atomic("records.jsonl", "".join(json.dumps(r) + "\n" for r in records))
 
     def write_metrics(self, metrics: dict) -> None:
-        self._atomic("metrics.json", json.dumps(metrics, indent=2, default=_plain) + "\n")
+        self._atomic("metrics.json", json.dumps(metrics, indent=2) + "\n")
 
     def _atomic(self, name: str, text: str) -> None:
         tmp = self.path / f".{name}.tmp"
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, self.path / name)
-
-
-def _plain(obj):
-    return asdict(obj)
