@@ -1,6 +1,6 @@
 """The generation engine: vLLM in-process, one resident model, one batched chat call per stage.
 
-Contract (what `harness.pipeline` relies on, and what the fake engine in the tests mimics):
+Contract (what `harness.methods` relies on, and what the fake engine in the tests mimics):
     engine = VllmEngine(model_cfg, engine_cfg, seed)   # loads; engine.load_s = seconds
     outs = engine.chat(conversations, params)          # len(outs) == len(conversations)
     outs[i].completions                                # params[i].n completions, in sample order
