@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,8 +33,22 @@ class LoadReport:
     skipped: list[str] = field(default_factory=list)  # "file:line: reason"
 
 
+def boxed_contents(text: str) -> list[str]:
+    """Contents of every \\boxed{...}, with nested braces balanced."""
+    found = []
+    for m in re.finditer(r"\\boxed\s*\{", text):
+        depth, i = 1, m.end()
+        while i < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        if depth == 0:
+            found.append(text[m.end() : i - 1].strip())
+    return found
+
+
 class Benchmark(ABC):
     name: str
+    label: str  # as printed in messages, e.g. "MATH-500"
 
     def __init__(self, cfg: BenchmarkConfig):
         self.cfg = cfg
@@ -72,11 +87,35 @@ class Benchmark(ABC):
     def score(self, item: Item, answer: str | None) -> float:
         """1.0 for a correct answer, 0.0 otherwise (None is wrong)."""
 
-    def local_file(self, relative: str) -> Path | None:
+    def local_path(self, relative: str) -> Path | None:
+        """`<data_dir>/<relative>` when it exists (a file or a folder), else None."""
         if not self.cfg.data_dir:
             return None
         path = Path(self.cfg.data_dir).expanduser() / relative
-        return path if path.is_file() else None
+        return path if path.exists() else None
+
+    def hub_error(self, expected: str, e: Exception, files: str = "file") -> RuntimeError:
+        return RuntimeError(
+            f"{self.label}: no local {files} under benchmark.data_dir={self.cfg.data_dir!r} "
+            f"(expected {expected}) and the hub dataset {self.cfg.hub_id!r} could not be "
+            f"loaded: {e}"
+        )
+
+    def jsonl_rows(self, relative: str) -> Iterator[tuple[str, int, dict]]:
+        """(location, index, record) from `<data_dir>/<relative>`, else from the hub dataset."""
+        path = self.local_path(relative)
+        if path is not None:
+            yield from self.read_jsonl(path)
+            return
+        import datasets
+
+        self.report.source = f"hub:{self.cfg.hub_id}"
+        try:
+            rows = datasets.load_dataset(self.cfg.hub_id, self.cfg.hub_config, split=self.cfg.split)
+        except Exception as e:
+            raise self.hub_error(relative, e) from e
+        for i, row in enumerate(rows):
+            yield f"{self.cfg.hub_id}[{i}]", i, row
 
     def read_jsonl(self, path: Path) -> Iterator[tuple[str, int, dict]]:
         """(location, 0-based line index, record) per JSON object line; bad lines are recorded."""

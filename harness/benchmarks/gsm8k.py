@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from harness.benchmarks.base import Benchmark, Item
+from harness.benchmarks.base import Benchmark, Item, boxed_contents
 
 INSTRUCTION = (
     "Solve the problem step by step. On the last line, write the final answer as a number "
@@ -33,19 +33,6 @@ _ANSWER_IS = re.compile(
 _ANY_NUMBER = re.compile(_NUMBER)
 
 
-def _boxed(text: str) -> list[str]:
-    """Contents of every \\boxed{...}, with nested braces balanced."""
-    found = []
-    for m in re.finditer(r"\\boxed\s*\{", text):
-        depth, i = 1, m.end()
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth == 0:
-            found.append(text[m.end() : i - 1].strip())
-    return found
-
-
 def normalize_number(raw: str) -> str:
     """`$1,234.50` -> `1234.50`; `- 5` -> `-5`; trailing `.0` kept (math-verify equates it)."""
     return re.sub(r"[\s$,]", "", raw)
@@ -55,7 +42,7 @@ def extract_answer(text: str) -> str | None:
     """The final answer of a GSM8K response (rules in the module docstring), or None."""
     if markers := _MARKER.findall(text):
         return normalize_number(markers[-1])
-    if boxed := [b for b in _boxed(text) if b]:
+    if boxed := [b for b in boxed_contents(text) if b]:
         last = boxed[-1]
         numbers = _ANY_NUMBER.findall(last)
         return normalize_number(numbers[-1]) if len(numbers) == 1 and "\\" not in last else last
@@ -84,14 +71,10 @@ def is_equivalent(reference: str, answer: str | None) -> bool:
 
 class GSM8K(Benchmark):
     name = "gsm8k"
+    label = "GSM8K"
 
     def read(self) -> Iterator[Item]:
-        path = self.local_file(f"gsm8k/{self.cfg.split}.jsonl")
-        if path is not None:
-            rows = self.read_jsonl(path)
-        else:
-            rows = self._hub_rows()
-        for where, index, record in rows:
+        for where, index, record in self.jsonl_rows(f"gsm8k/{self.cfg.split}.jsonl"):
             question, solution = record.get("question"), record.get("answer")
             if not isinstance(question, str) or not question.strip():
                 self.report.skipped.append(f"{where}: missing or empty 'question'")
@@ -100,21 +83,6 @@ class GSM8K(Benchmark):
                 self.report.skipped.append(f"{where}: 'answer' has no '#### <number>' line")
                 continue
             yield Item(id=f"gsm8k/{self.cfg.split}/{index}", question=question, reference=gold)
-
-    def _hub_rows(self) -> Iterator[tuple[str, int, dict]]:
-        import datasets
-
-        self.report.source = f"hub:{self.cfg.hub_id}"
-        try:
-            rows = datasets.load_dataset(self.cfg.hub_id, self.cfg.hub_config, split=self.cfg.split)
-        except Exception as e:
-            raise RuntimeError(
-                f"GSM8K: no local file under benchmark.data_dir={self.cfg.data_dir!r} "
-                f"(expected gsm8k/{self.cfg.split}.jsonl) and the hub dataset "
-                f"{self.cfg.hub_id!r} could not be loaded: {e}"
-            ) from e
-        for i, row in enumerate(rows):
-            yield f"{self.cfg.hub_id}[{i}]", i, row
 
     def messages(self, item: Item) -> list[dict[str, str]]:
         return [{"role": "user", "content": f"{item.question}\n\n{INSTRUCTION}"}]

@@ -22,8 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from harness.benchmarks.base import Benchmark, Item
-from harness.benchmarks.gsm8k import _boxed
+from harness.benchmarks.base import Benchmark, Item, boxed_contents
 
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 
@@ -43,7 +42,7 @@ def _clean(stated: str) -> str | None:
 
 def extract_answer(text: str) -> str | None:
     """The final answer of a MATH response (rules in the module docstring), or None."""
-    if boxed := [b for b in _boxed(text) if b]:
+    if boxed := [b for b in boxed_contents(text) if b]:
         return boxed[-1]
     for m in reversed(list(_STATED.finditer(text))):
         if (answer := _clean(text[m.end() :].split("\n", 1)[0])) is not None:
@@ -68,11 +67,10 @@ def is_equivalent(reference: str, answer: str | None) -> bool:
 
 class MATH500(Benchmark):
     name = "math500"
+    label = "MATH-500"
 
     def read(self) -> Iterator[Item]:
-        path = self.local_file(f"math500/{self.cfg.split}.jsonl")
-        rows = self.read_jsonl(path) if path is not None else self._hub_rows()
-        for where, index, record in rows:
+        for where, index, record in self.jsonl_rows(f"math500/{self.cfg.split}.jsonl"):
             problem, answer = record.get("problem"), record.get("answer")
             if not isinstance(problem, str) or not problem.strip():
                 self.report.skipped.append(f"{where}: missing or empty 'problem'")
@@ -83,21 +81,6 @@ class MATH500(Benchmark):
             yield Item(
                 id=f"math500/{self.cfg.split}/{index}", question=problem, reference=answer.strip()
             )
-
-    def _hub_rows(self) -> Iterator[tuple[str, int, dict]]:
-        import datasets
-
-        self.report.source = f"hub:{self.cfg.hub_id}"
-        try:
-            rows = datasets.load_dataset(self.cfg.hub_id, self.cfg.hub_config, split=self.cfg.split)
-        except Exception as e:
-            raise RuntimeError(
-                f"MATH-500: no local file under benchmark.data_dir={self.cfg.data_dir!r} "
-                f"(expected math500/{self.cfg.split}.jsonl) and the hub dataset "
-                f"{self.cfg.hub_id!r} could not be loaded: {e}"
-            ) from e
-        for i, row in enumerate(rows):
-            yield f"{self.cfg.hub_id}[{i}]", i, row
 
     def messages(self, item: Item) -> list[dict[str, str]]:
         return [{"role": "user", "content": f"{item.question}\n\n{INSTRUCTION}"}]

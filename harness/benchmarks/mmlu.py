@@ -42,8 +42,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.benchmarks.base import Benchmark, Item
-from harness.benchmarks.gsm8k import _boxed
+from harness.benchmarks.base import Benchmark, Item, boxed_contents
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ def extract_answer(text: str) -> str | None:
     """The option letter a response settles on (rules in the module docstring), or None."""
     found = [(m.start(), m.group(1)) for m in _STATED.finditer(text)]
     for m in re.finditer(r"\\boxed\s*\{", text):
-        content = _boxed(text[m.start() :])[:1]
+        content = boxed_contents(text[m.start() :])[:1]
         if content:
             inner = re.sub(r"\\(?:text|textbf|mathrm)\s*\{([^{}]*)\}", r"\1", content[0]).strip()
             if b := _BOXED_LETTER.match(inner):
@@ -108,8 +107,6 @@ def _csv_records(path: Path, text: str, delimiter: str) -> Iterator[tuple[str, d
 
 
 class _MultipleChoice(Benchmark):
-    label = "MMLU"
-
     def messages(self, item: Item) -> list[dict[str, str]]:
         return [{"role": "user", "content": item.question}]
 
@@ -140,53 +137,43 @@ class _MultipleChoice(Benchmark):
             )
         return None
 
-    def _hub_error(self, expected: str, e: Exception) -> RuntimeError:
-        return RuntimeError(
-            f"{self.label}: no local files under benchmark.data_dir={self.cfg.data_dir!r} "
-            f"(expected {expected}) and the hub dataset {self.cfg.hub_id!r} could not be "
-            f"loaded: {e}"
-        )
-
-    def _local_dir(self, relative: str) -> Path | None:
-        if not self.cfg.data_dir:
-            return None
-        path = Path(self.cfg.data_dir).expanduser() / relative
-        return path if path.is_dir() else None
+    def read(self) -> Iterator[Item]:
+        """Local files (one per subject) if any, else the hub; subjects interleaved."""
+        folder, pattern = self._local_files()
+        files = sorted(folder.glob(pattern)) if folder is not None else []
+        if not files:
+            yield from _round_robin(self._hub_groups())
+            return
+        self.report.source = str(folder)
+        yield from _round_robin([self._file_items(path) for path in files])
 
 
 class MMLU(_MultipleChoice):
     name = "mmlu"
     label = "MMLU"
 
-    def read(self) -> Iterator[Item]:
+    def _local_files(self) -> tuple[Path | None, str]:
         split = self.cfg.split
-        folder = self._local_dir(f"mmlu/{split}")
-        files = sorted(folder.glob(f"*_{split}.csv")) if folder is not None else []
-        if not files:
-            yield from _round_robin(self._hub_groups())
-            return
-        self.report.source = str(folder)
-        groups = []
-        for path in files:
-            subject = path.name[: -len(f"_{split}.csv")]
-            text = path.read_text(encoding="utf-8")
-            group = []
-            for index, (where, row) in enumerate(_csv_records(path, text, ",")):
-                choices = [row.get(f"choice{k}") for k in range(4)]
-                if None in choices or None in row:
-                    self.report.skipped.append(f"{where}: wrong number of columns")
-                    continue
-                item = self._checked(
-                    where,
-                    f"mmlu/{subject}/{index}",
-                    row.get("question"),
-                    choices,
-                    _answer_letter(row.get("answer")),
-                )
-                if item is not None:
-                    group.append(item)
-            groups.append(group)
-        yield from _round_robin(groups)
+        return self.local_path(f"mmlu/{split}"), f"*_{split}.csv"
+
+    def _file_items(self, path: Path) -> list[Item]:
+        subject = path.name[: -len(f"_{self.cfg.split}.csv")]
+        group = []
+        for index, (where, row) in enumerate(_csv_records(path, path.read_text("utf-8"), ",")):
+            choices = [row.get(f"choice{k}") for k in range(4)]
+            if None in choices or None in row:
+                self.report.skipped.append(f"{where}: wrong number of columns")
+                continue
+            item = self._checked(
+                where,
+                f"mmlu/{subject}/{index}",
+                row.get("question"),
+                choices,
+                _answer_letter(row.get("answer")),
+            )
+            if item is not None:
+                group.append(item)
+        return group
 
     def _hub_groups(self) -> list[list[Item]]:
         import datasets
@@ -195,7 +182,8 @@ class MMLU(_MultipleChoice):
         try:
             rows = datasets.load_dataset(self.cfg.hub_id, self.cfg.hub_config, split=self.cfg.split)
         except Exception as e:
-            raise self._hub_error(f"mmlu/{self.cfg.split}/<subject>_{self.cfg.split}.csv", e) from e
+            expected = f"mmlu/{self.cfg.split}/<subject>_{self.cfg.split}.csv"
+            raise self.hub_error(expected, e, files="files") from e
         groups: dict[str, list[Item]] = {}
         for i, row in enumerate(rows):
             subject = row.get("subject") or "unknown"
@@ -234,6 +222,7 @@ class MMLURedux(_MultipleChoice):
         self.filtered: Counter[str] = Counter()  # questions dropped for their error label
 
     def load(self) -> list[Item]:
+        self.filtered.clear()
         items = super().load()
         if self.filtered:
             log.info(
@@ -244,35 +233,28 @@ class MMLURedux(_MultipleChoice):
             )
         return items
 
-    def read(self) -> Iterator[Item]:
-        self.filtered.clear()
-        folder = self._local_dir("mmlu_redux")
-        files = sorted(folder.glob("mmlu_*.csv")) if folder is not None else []
-        if not files:
-            yield from _round_robin(self._hub_groups())
-            return
-        self.report.source = str(folder)
-        groups = []
-        for path in files:
-            subject = path.stem[len("mmlu_") :]
-            raw = path.read_bytes()
+    def _local_files(self) -> tuple[Path | None, str]:
+        return self.local_path("mmlu_redux"), "mmlu_*.csv"
+
+    def _file_items(self, path: Path) -> list[Item]:
+        subject = path.stem[len("mmlu_") :]
+        raw = path.read_bytes()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = raw.decode("cp1252")
+        first = text.split("\n", 1)[0]
+        delimiter = ";" if first.count(";") > first.count(",") else ","
+        group = []
+        for index, (where, row) in enumerate(_csv_records(path, text, delimiter)):
             try:
-                text = raw.decode("utf-8-sig")
-            except UnicodeDecodeError:
-                text = raw.decode("cp1252")
-            first = text.split("\n", 1)[0]
-            delimiter = ";" if first.count(";") > first.count(",") else ","
-            group = []
-            for index, (where, row) in enumerate(_csv_records(path, text, delimiter)):
-                try:
-                    choices = ast.literal_eval(row.get("choices") or "")
-                except (ValueError, SyntaxError, MemoryError, RecursionError):
-                    choices = None
-                item = self._keep(where, f"mmlu_redux/{subject}/{index}", row, choices)
-                if item is not None:
-                    group.append(item)
-            groups.append(group)
-        yield from _round_robin(groups)
+                choices = ast.literal_eval(row.get("choices") or "")
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                choices = None
+            item = self._keep(where, f"mmlu_redux/{subject}/{index}", row, choices)
+            if item is not None:
+                group.append(item)
+        return group
 
     def _keep(self, where: str, ident: str, row: dict, choices) -> Item | None:
         """The item for a row, or None when the row is malformed (recorded) or label-filtered."""
@@ -307,5 +289,5 @@ class MMLURedux(_MultipleChoice):
                         group.append(item)
                 groups.append(group)
         except Exception as e:
-            raise self._hub_error("mmlu_redux/mmlu_<subject>.csv", e) from e
+            raise self.hub_error("mmlu_redux/mmlu_<subject>.csv", e, files="files") from e
         return groups
