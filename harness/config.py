@@ -64,6 +64,10 @@ class BenchmarkConfig:
     limit: int | None = None  # first N items; null = all
     hub_id: str | None = None
     hub_config: str | None = None
+    # Judged benchmarks (alpaca_eval, mt_bench): the judge model (a conf/model/ name) and the
+    # most tokens it may write per judgement (greedy).
+    judge: str | None = None
+    judge_max_tokens: int = 32
 
 
 @dataclass
@@ -135,7 +139,8 @@ def to_run_config(cfg: DictConfig, run_dir: str | None = None) -> RunConfig:
     validate(run)
     run.models = {run.model.name: run.model}
     for m in run.configurations or [run.method]:
-        names = [m.model, m.aggregator] + [run.letters[c] for c in m.mixture or ""]
+        names = [m.model, m.aggregator, run.benchmark.judge]
+        names += [run.letters[c] for c in m.mixture or ""]
         for name in names:
             if name is not None and name not in run.models:
                 run.models[name] = load_model_config(name)
@@ -155,6 +160,32 @@ def validate(run: RunConfig) -> None:
     if run.logger.mode not in LOGGER_MODES:
         raise ConfigError(f"logger.mode={run.logger.mode!r}; allowed: {', '.join(LOGGER_MODES)}")
     validate_model(run.model, "model")
+    validate_judge(run)
+
+
+def validate_judge(run: RunConfig) -> None:
+    from harness.benchmarks import REGISTRY
+
+    b = run.benchmark
+    if b.name not in REGISTRY:
+        raise ConfigError(f"benchmark.name={b.name!r}; allowed: {', '.join(sorted(REGISTRY))}")
+    if not REGISTRY[b.name].judged:
+        if b.judge is not None:
+            raise ConfigError(f"benchmark.judge is only used by judged benchmarks, not {b.name}")
+        return
+    if b.judge is None:
+        raise ConfigError(
+            f"benchmark={b.name} is scored by a judge model: set benchmark.judge to a model "
+            f"(one of: {', '.join(options('model'))})"
+        )
+    load_model_config(b.judge)
+    if b.judge_max_tokens < 1:
+        raise ConfigError(f"benchmark.judge_max_tokens must be >= 1 (got {b.judge_max_tokens})")
+    for m in run.configurations or [run.method]:
+        if m.name == "majority_vote":
+            raise ConfigError(
+                f"method majority_vote needs extractable answers; {b.name} has none (judged)"
+            )
 
 
 def validate_method(m: MethodConfig, run: RunConfig, key: str) -> None:

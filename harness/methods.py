@@ -28,6 +28,7 @@ nothing, and a model whose stage is fully stored is not even loaded.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 import re
@@ -407,6 +408,17 @@ class Job:
         else:
             self.final, self.done = self.rounds[-1], True
 
+    def final_text(self, extract: Callable[[str], str | None]) -> str | None:
+        """The configuration's answer: the aggregation, the majority's sample or the sample."""
+        if self.final is not None:
+            return self.final["text"]
+        if not self.proposals or self.conf.aggregator is not None:
+            return None
+        if self.conf.method.name == "majority_vote":
+            pick = majority([extract(p["text"]) for p in self.proposals])
+            return self.proposals[pick or 0]["text"]
+        return self.proposals[0]["text"]
+
     def _over_budget(self, out: Output) -> None:
         """The context-budget policy: never truncate silently, count every case."""
         policy = self.conf.method.context_policy
@@ -447,6 +459,20 @@ def charged(stats: StageStats, out: Output, made_tokens: int) -> float:
     return stats.gen_s / stats.generated_tokens * made_tokens / total
 
 
+def conversation_key(conversation: Conversation) -> str:
+    return hashlib.sha256(json.dumps(conversation, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Task:
+    """A configuration asked one item in one conversation (or failed before it could be)."""
+
+    conf: Configuration
+    item: Item
+    conversation: Conversation
+    error: str | None = None
+
+
 def execute(
     confs: list[Configuration],
     items: list[Item],
@@ -454,41 +480,75 @@ def execute(
     slot: ModelSlot,
     store: Store,
     seed: int,
+    judge: str | None = None,
 ) -> tuple[list[dict], list[StageStats]]:
-    """Run every configuration on every item: (a record per configuration and item, stages)."""
+    """Run every configuration on every item: (a record per configuration, item and turn, stages).
+
+    Turn t > 1 of a multi-turn benchmark continues, per configuration, the dialogue of its own
+    final answer to turn t - 1. Judged benchmarks then send every proposal and final answer to
+    the `judge` model in one batched stage.
+    """
     stages: list[StageStats] = []
+    jobs = answer(
+        [Task(c, i, bench.messages(i)) for c in confs for i in items], slot, store, seed, stages
+    )
+    done = list(jobs)
+    for turn in range(2, bench.turns + 1):
+        tasks = []
+        for job in jobs:
+            item = bench.followup(job.item, turn)
+            text = job.final_text(bench.extract_answer)
+            if text is None:
+                tasks.append(Task(job.conf, item, job.conversation, f"no_turn_{turn - 1}_answer"))
+                continue
+            history = [*job.conversation, {"role": "assistant", "content": text}]
+            tasks.append(
+                Task(job.conf, item, [*history, {"role": "user", "content": item.question}])
+            )
+        jobs = answer(tasks, slot, store, seed, stages)
+        done += jobs
+    if not bench.judged:
+        return [make_record(job, bench, grader(bench)) for job in done], stages
+    grade = judged_grader(done, bench, slot, store, judge, seed, stages)
+    return [make_record(job, bench, grade) for job in done], stages
+
+
+def answer(
+    tasks: list[Task], slot: ModelSlot, store: Store, seed: int, stages: list[StageStats]
+) -> list[Job]:
+    """Proposals, then aggregation rounds, for every task: one finished `Job` per task."""
 
     def resident_first(models):
         return sorted(models, key=lambda name: name != slot.resident)
 
-    # 1. Proposals: per model and sampling parameters, the most samples any configuration needs.
-    streams: dict[str, dict[tuple, int]] = {}
-    for conf in confs:
-        m = conf.method
-        for model, count in conf.proposers:
+    # 1. Proposals: per model and sampling parameters, the most samples any configuration needs
+    #    of one conversation (configurations asking the same conversation share them).
+    streams: dict[str, dict[tuple, dict[str, tuple[Task, int]]]] = {}
+    for task in tasks:
+        if task.error:
+            continue
+        m = task.conf.method
+        for model, count in task.conf.proposers:
             fields = (m.temperature, m.top_p, m.max_tokens)
-            streams.setdefault(model, {})
-            streams[model][fields] = max(count, streams[model].get(fields, 0))
+            convs = streams.setdefault(model, {}).setdefault(fields, {})
+            key = conversation_key(task.conversation)
+            convs[key] = (task, max(count, convs.get(key, (task, 0))[1]))
     pool: dict[tuple, tuple[Output, float]] = {}
-    aggregators = {c.aggregator for c in confs}
+    aggregators = {t.conf.aggregator for t in tasks}
     # the resident model first, aggregator models last: each is then loaded once if it can be
     for model in sorted(streams, key=lambda n: (n != slot.resident, n in aggregators)):
         keys, requests = [], []
-        for fields, n in streams[model].items():
-            for item in items:
-                keys.append((model, fields, item.id))
-                requests.append(
-                    (
-                        bench.messages(item),
-                        Sampling(
-                            n=n,
-                            temperature=fields[0],
-                            top_p=fields[1],
-                            max_tokens=fields[2],
-                            seed=item_seed(seed, item.id),
-                        ),
-                    )
+        for fields, convs in streams[model].items():
+            for key, (task, n) in convs.items():
+                keys.append((model, fields, key))
+                sampling = Sampling(
+                    n=n,
+                    temperature=fields[0],
+                    top_p=fields[1],
+                    max_tokens=fields[2],
+                    seed=item_seed(seed, task.item.id),
                 )
+                requests.append((task.conversation, sampling))
         outputs, made, stats = run_stage(slot, store, "propose", model, requests)
         stages.append(stats)
         pool.update(
@@ -496,28 +556,28 @@ def execute(
             for key, out, tokens in zip(keys, outputs, made, strict=True)
         )
 
-    # 2. One job per (configuration, item), fed from the shared pool.
+    # 2. One job per task, fed from the shared pool.
     jobs = []
-    for conf in confs:
-        m = conf.method
-        for item in items:
-            proposals, error = [], None
-            for model, count in conf.proposers:
-                out, rate = pool[(model, (m.temperature, m.top_p, m.max_tokens), item.id)]
-                error = error or out.error
-                proposals += [
-                    {
-                        "model": model,
-                        "sample_index": j,
-                        "text": c.text,
-                        "prompt_tokens": out.prompt_tokens,
-                        "generated_tokens": c.tokens,
-                        "finish_reason": c.finish_reason,
-                        "gen_s": c.tokens * rate,
-                    }
-                    for j, c in enumerate(out.completions[:count])
-                ]
-            jobs.append(Job(conf, item, bench.messages(item), proposals, seed, error=error))
+    for task in tasks:
+        m = task.conf.method
+        proposals, error = [], task.error
+        for model, count in task.conf.proposers if not error else ():
+            fields = (m.temperature, m.top_p, m.max_tokens)
+            out, rate = pool[(model, fields, conversation_key(task.conversation))]
+            error = error or out.error
+            proposals += [
+                {
+                    "model": model,
+                    "sample_index": j,
+                    "text": c.text,
+                    "prompt_tokens": out.prompt_tokens,
+                    "generated_tokens": c.tokens,
+                    "finish_reason": c.finish_reason,
+                    "gen_s": c.tokens * rate,
+                }
+                for j, c in enumerate(out.completions[:count])
+            ]
+        jobs.append(Job(task.conf, task.item, task.conversation, proposals, seed, error=error))
 
     # 3. Aggregation rounds: per round and model, one batched call over all active jobs.
     round_no = 0
@@ -538,7 +598,61 @@ def execute(
                 job.receive(index, out, charged(stats, out, tokens))
         for job in active:
             job.advance()
-    return [make_record(job, bench) for job in jobs], stages
+    return jobs
+
+
+Grader = Callable[["Job", str], dict]
+
+
+def grader(bench: Benchmark) -> Grader:
+    """Exact scoring: the extracted answer and its score."""
+
+    def grade(job: Job, text: str) -> dict:
+        answer = bench.extract_answer(text)
+        return {"answer": answer, "score": bench.score(job.item, answer)}
+
+    return grade
+
+
+def judged_grader(
+    jobs: list[Job],
+    bench: Benchmark,
+    slot: ModelSlot,
+    store: Store,
+    judge: str | None,
+    seed: int,
+    stages: list[StageStats],
+) -> Grader:
+    """Judge every distinct (conversation, response) of the jobs in one batched stage."""
+    if judge is None:
+        raise ConfigError(f"{bench.label} is judged: set benchmark.judge")
+    wanted: dict[tuple[str, str], tuple[Job, str]] = {}
+    for job in jobs:
+        final = job.final_text(bench.extract_answer)
+        for text in [p["text"] for p in job.proposals] + ([final] if final is not None else []):
+            wanted.setdefault((conversation_key(job.conversation), text), (job, text))
+    sampling = Sampling(
+        n=1, temperature=0.0, top_p=1.0, max_tokens=bench.cfg.judge_max_tokens, seed=seed
+    )
+    spans, requests = {}, []
+    for key, (job, text) in wanted.items():
+        convs = bench.judge_conversations(job.item, job.conversation, text)
+        spans[key] = (len(requests), len(convs))
+        requests += [(conv, sampling) for conv in convs]
+    outputs, _, stats = run_stage(slot, store, "judge", judge, requests)
+    stages.append(stats)
+
+    def grade(job: Job, text: str) -> dict:
+        first, n = spans[(conversation_key(job.conversation), text)]
+        outs = outputs[first : first + n]
+        replies = [o.completions[0].text if o.completions else None for o in outs]
+        score, verdicts = bench.verdict(job.item, replies)
+        judgment = {"replies": replies, "verdicts": verdicts}
+        if any(o.error for o in outs):
+            judgment["error"] = next(o.error for o in outs if o.error)
+        return {"answer": None, "score": score, "judgment": judgment}
+
+    return grade
 
 
 def majority(answers: list[str | None]) -> int | None:
@@ -550,34 +664,29 @@ def majority(answers: list[str | None]) -> int | None:
     return next(i for i, a in enumerate(answers) if a is not None and counts[a] == top)
 
 
-def make_record(job: Job, bench: Benchmark) -> dict:
+def make_record(job: Job, bench: Benchmark, grade: Grader) -> dict:
     """One item of one configuration: every proposal, every round, the final answer, scores."""
     proposals = []
     for p in job.proposals:
-        answer = bench.extract_answer(p["text"])
-        proposals.append({**p, "answer": answer, "score": bench.score(job.item, answer)})
+        proposals.append({**p, **grade(job, p["text"])})
         del proposals[-1]["gen_s"]  # seconds are accounted per record (below), not per text
-    method = job.conf.method.name
-    final_text = None
-    if job.final is not None:
-        final_text = job.final["text"]
-    elif method == "majority_vote" and proposals:
-        pick = majority([p["answer"] for p in proposals])
-        final_text = proposals[0 if pick is None else pick]["text"]
-    elif job.conf.aggregator is None and proposals:
-        final_text = proposals[0]["text"]
-    answer = bench.extract_answer(final_text) if final_text is not None else None
+    final_text = job.final_text(bench.extract_answer)
+    graded = grade(job, final_text) if final_text is not None else {}
+    answer, score = graded.get("answer"), graded.get("score", bench.failed_score)
     if job.error:
         outcome = job.error.split(":", 1)[0]
     elif final_text is None:
         outcome = "no_output"
+    elif bench.judged:
+        outcome = "ok" if score is not None else "judge_unparsed"
     else:
         outcome = "ok" if answer is not None else "no_answer"
     generations = job.proposals + job.rounds
     return {
         "configuration": job.conf.label,
-        "method": method,
+        "method": job.conf.method.name,
         "item_id": job.item.id,
+        "turn": job.item.turn,
         "question": job.item.question,
         "reference": job.item.reference,
         "proposals": proposals,
@@ -587,7 +696,8 @@ def make_record(job: Job, bench: Benchmark) -> dict:
         "events": job.events,
         "final_text": final_text,
         "answer": answer,
-        "score": bench.score(job.item, answer),
+        "score": score,
+        "judgment": graded.get("judgment"),
         "outcome": outcome,
         "error": job.error,
         "calls": len(generations),

@@ -1,4 +1,4 @@
-"""Metrics over per-item records: accuracy with a Wilson interval, cost, outcomes; tables."""
+"""Metrics over per-item records: mean score with a 95% interval, cost, outcomes; tables."""
 
 from __future__ import annotations
 
@@ -16,37 +16,61 @@ def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def summarize(records: list[dict], benchmark: str) -> dict[str, dict]:
-    """Per configuration: `<benchmark>/acc` and its CI, proposal accuracy, `cost/...`, outcomes."""
+def mean_ci(scores: list[float], z: float = 1.96) -> tuple[float, float]:
+    """95% interval of a mean score: Wilson for 0/1 scores, else the normal approximation."""
+    n = len(scores)
+    if n and all(x in (0.0, 1.0) for x in scores):
+        return wilson(sum(scores), n, z)
+    if n < 2:
+        return (min(scores, default=0.0), max(scores, default=1.0))
+    mean = sum(scores) / n
+    sd = math.sqrt(sum((x - mean) ** 2 for x in scores) / (n - 1))
+    return (mean - z * sd / math.sqrt(n), mean + z * sd / math.sqrt(n))
+
+
+def mean(scores: list[float]) -> float:
+    return sum(scores) / len(scores) if scores else 0.0
+
+
+def summarize(records: list[dict], benchmark: str, metric: str = "acc") -> dict[str, dict]:
+    """Per configuration: `<benchmark>/<metric>` and its CI, proposal mean, `cost/...`, outcomes.
+
+    A score of None (a judge reply that could not be read) is left out of the means and counted
+    in `scored` and the outcomes; the oracle is the best proposal per item.
+    """
+    key = f"{benchmark}/{metric}"
     by_conf: dict[str, list[dict]] = {}
     for r in records:
         by_conf.setdefault(r["configuration"], []).append(r)
     out = {}
     for label, rs in by_conf.items():
-        n = len(rs)
-        correct = sum(r["score"] for r in rs)
-        lo, hi = wilson(correct, n)
-        proposal_scores = [p["score"] for r in rs for p in r["proposals"]]
+        scores = [r["score"] for r in rs if r["score"] is not None]
+        lo, hi = mean_ci(scores)
+        proposal_scores = [p["score"] for r in rs for p in r["proposals"] if p["score"] is not None]
+        best = [
+            max(ps) for r in rs if (ps := [p["score"] for p in r["proposals"]]) and None not in ps
+        ]
         out[label] = {
             "method": rs[0]["method"],
-            "items": n,
-            f"{benchmark}/acc": correct / n if n else 0.0,
-            f"{benchmark}/acc_ci_low": lo,
-            f"{benchmark}/acc_ci_high": hi,
-            f"{benchmark}/proposal_acc": (
-                sum(proposal_scores) / len(proposal_scores) if proposal_scores else 0.0
-            ),
+            "items": len(rs),
+            "scored": len(scores),
+            key: mean(scores),
+            f"{key}_ci_low": lo,
+            f"{key}_ci_high": hi,
+            f"{benchmark}/proposal_{metric}": mean(proposal_scores),
+            f"{benchmark}/oracle_{metric}": mean(best),
             "cost/calls": sum(r["calls"] for r in rs),
             "cost/prompt_tokens": sum(r["prompt_tokens"] for r in rs),
             "cost/generated_tokens": sum(r["generated_tokens"] for r in rs),
             "time/generate_s": sum(r["gen_s"] for r in rs),
-            f"{benchmark}/oracle_acc": sum(
-                max((p["score"] for p in r["proposals"]), default=0.0) for r in rs
-            )
-            / n,
             "outcomes": dict(Counter(r["outcome"] for r in rs)),
             "events": dict(Counter(e for r in rs for e in r.get("events", []))),
         }
+        turns = sorted({r.get("turn", 1) for r in rs})
+        if len(turns) > 1:
+            for t in turns:
+                turn_scores = [r["score"] for r in rs if r.get("turn", 1) == t]
+                out[label][f"{key}_turn{t}"] = mean([x for x in turn_scores if x is not None])
     return out
 
 
@@ -56,20 +80,20 @@ def format_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
 
 
-def summary_table(summary: dict[str, dict], benchmark: str) -> str:
+def summary_table(summary: dict[str, dict], benchmark: str, metric: str = "acc") -> str:
+    key = f"{benchmark}/{metric}"
     rows = []
     for label, m in summary.items():
-        acc = m[f"{benchmark}/acc"]
-        ci = f"[{m[f'{benchmark}/acc_ci_low']:.2f}, {m[f'{benchmark}/acc_ci_high']:.2f}]"
+        ci = f"[{m[f'{key}_ci_low']:.2f}, {m[f'{key}_ci_high']:.2f}]"
         bad = sum(v for k, v in m["outcomes"].items() if k != "ok")
         rows.append(
             [
                 label,
                 m["items"],
-                f"{acc:.3f}",
+                f"{m[key]:.3f}",
                 ci,
-                f"{m[f'{benchmark}/proposal_acc']:.3f}",
-                f"{m[f'{benchmark}/oracle_acc']:.3f}",
+                f"{m[f'{benchmark}/proposal_{metric}']:.3f}",
+                f"{m[f'{benchmark}/oracle_{metric}']:.3f}",
                 m["cost/calls"],
                 m["cost/prompt_tokens"],
                 m["cost/generated_tokens"],
@@ -81,10 +105,10 @@ def summary_table(summary: dict[str, dict], benchmark: str) -> str:
     headers = [
         "configuration",
         "items",
-        "acc",
+        metric,
         "95% CI",
-        "proposal acc",
-        "oracle pass@k",
+        f"proposal {metric}",
+        "oracle (best proposal)",
         "calls",
         "prompt tok",
         "gen tok",

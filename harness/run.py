@@ -83,13 +83,16 @@ def study(run: RunConfig) -> dict:
                 len(store),
                 store.torn,
             )
-            records, stages = execute(confs, items, bench, slot, store, run.seed)
+            records, stages = execute(
+                confs, items, bench, slot, store, run.seed, run.benchmark.judge
+            )
         finally:
             slot.close()
         rundir.write_records(records)
-        summary = summarize(records, bench.name)
+        summary = summarize(records, bench.name, bench.metric)
         metrics = {
             "benchmark": bench.name,
+            "metric": f"{bench.name}/{bench.metric}",
             "items": len(items),
             "malformed_skipped": bench.report.skipped,
             "configurations": summary,
@@ -127,7 +130,7 @@ def study(run: RunConfig) -> dict:
     finally:
         tracker.finish(exit_code)
     print(f"\n{bench.name}: {len(items)} items, model {run.model.name}\n")
-    print(summary_table(summary, bench.name))
+    print(summary_table(summary, bench.name, bench.metric))
     print("\n" + stage_table(metrics["stages"]))
     print(
         f"\nstore {run.store_dir}: found {metrics['store/found']} generations, "

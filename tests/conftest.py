@@ -9,6 +9,7 @@ import pytest
 
 from harness.config import BenchmarkConfig, compose
 from harness.engine import Completion, Output, Sampling
+from harness.judge import PAIRWISE_REQUEST
 
 # Our own problems in GSM8K's format (not taken from the dataset).
 PROBLEMS = [
@@ -37,7 +38,10 @@ compose_config = compose
 
 
 class FakeEngine:
-    """Answers '#### <seed + j>' for sample j; records every call. Stands in for VllmEngine."""
+    """Answers '#### <seed + j>' for sample j; records every call. Stands in for VllmEngine.
+
+    Judge prompts get fixed verdicts: pairwise '1', a rating of [[len(conversation)]].
+    """
 
     def __init__(self, model_name: str, calls: list, max_prompt_chars: int = 10**9):
         self.model_name, self.calls, self.load_s = model_name, calls, 0.5
@@ -58,8 +62,13 @@ class FakeEngine:
                     )
                 )
                 continue
-            if "most consistent" in conv[-1]["content"]:  # a USC selection prompt
+            last = conv[-1]["content"]
+            if "most consistent" in last:  # a USC selection prompt
                 texts = ["The most consistent response is Response 2."] * p.n
+            elif PAIRWISE_REQUEST in last:  # always prefers the first output shown
+                texts = ["1"] * p.n
+            elif "[[N]]" in last:  # rates by the length of the conversation
+                texts = [f"[[{min(10, len(conv))}]] Reasonable."] * p.n
             else:
                 texts = [f"{'reasoning ' * 10}#### {(p.seed or 0) % 100 + j}" for j in range(p.n)]
             outs.append(Output(chars, tuple(Completion(t, 5, "stop") for t in texts)))

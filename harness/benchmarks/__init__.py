@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from harness.benchmarks.base import Benchmark, Item, LoadReport
+from harness.benchmarks.alpaca_eval import AlpacaEval
+from harness.benchmarks.base import Benchmark, Item, JudgedBenchmark, LoadReport
 from harness.benchmarks.gsm8k import GSM8K
 from harness.benchmarks.math500 import MATH500
 from harness.benchmarks.mmlu import MMLU, MMLURedux
+from harness.benchmarks.mt_bench import MTBench
 from harness.config import BenchmarkConfig
 
 REGISTRY: dict[str, type[Benchmark]] = {
+    "alpaca_eval": AlpacaEval,
     "gsm8k": GSM8K,
     "math500": MATH500,
     "mmlu": MMLU,
     "mmlu_redux": MMLURedux,
+    "mt_bench": MTBench,
 }
 
 
@@ -22,4 +26,4 @@ def get(cfg: BenchmarkConfig) -> Benchmark:
     return REGISTRY[cfg.name](cfg)
 
 
-__all__ = ["Benchmark", "Item", "LoadReport", "REGISTRY", "get"]
+__all__ = ["Benchmark", "Item", "JudgedBenchmark", "LoadReport", "REGISTRY", "get"]

@@ -11,7 +11,7 @@ import logging
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.config import BenchmarkConfig
@@ -22,8 +22,13 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Item:
     id: str  # stable across runs: "<benchmark>/<split>/<index in the source file>"
-    question: str
-    reference: str  # the gold answer, already extracted from the source
+    question: str  # the user turn to answer (of this item's `turn`)
+    reference: str  # the gold answer (judged benchmarks: a reference answer, may be empty)
+    # Multi-turn benchmarks (MT-Bench): every user turn and its reference; `turn` is 1-based.
+    turns: tuple[str, ...] = ()
+    turn_references: tuple[str, ...] = ()
+    turn: int = 1
+    category: str = ""
 
 
 @dataclass
@@ -49,6 +54,10 @@ def boxed_contents(text: str) -> list[str]:
 class Benchmark(ABC):
     name: str
     label: str  # as printed in messages, e.g. "MATH-500"
+    metric = "acc"  # summary key `<name>/<metric>`: the mean score of final answers
+    judged = False  # scored by a judge model (see JudgedBenchmark) instead of `score`
+    turns = 1  # user turns per item; turn t > 1 is asked after the answer to turn t - 1
+    failed_score = 0.0  # the score of an item without a final answer (generation failed)
 
     def __init__(self, cfg: BenchmarkConfig):
         self.cfg = cfg
@@ -86,6 +95,17 @@ class Benchmark(ABC):
     @abstractmethod
     def score(self, item: Item, answer: str | None) -> float:
         """1.0 for a correct answer, 0.0 otherwise (None is wrong)."""
+
+    def followup(self, item: Item, turn: int) -> Item:
+        """The item of user turn `turn` (> 1) of a multi-turn item."""
+        refs = item.turn_references
+        return replace(
+            item,
+            id=f"{item.id}/turn{turn}",
+            question=item.turns[turn - 1],
+            reference=refs[turn - 1] if len(refs) >= turn else "",
+            turn=turn,
+        )
 
     def local_path(self, relative: str) -> Path | None:
         """`<data_dir>/<relative>` when it exists (a file or a folder), else None."""
@@ -134,3 +154,32 @@ class Benchmark(ABC):
                     self.report.skipped.append(f"{where}: not a JSON object")
                     continue
                 yield where, lineno - 1, record
+
+
+class JudgedBenchmark(Benchmark):
+    """A benchmark scored by a judge model: `judge_conversations` asks, `verdict` reads the replies.
+
+    Such benchmarks have no extractable answer (`extract_answer` is None); the harness sends every
+    proposal and final answer to the judge in one batched stage and stores the judgements.
+    """
+
+    judged = True
+
+    def extract_answer(self, text: str) -> str | None:
+        return None
+
+    def score(self, item: Item, answer: str | None) -> float:
+        raise TypeError(f"{self.label} is scored by a judge model, not by `score`")
+
+    @abstractmethod
+    def judge_conversations(
+        self, item: Item, conversation: list[dict[str, str]], response: str
+    ) -> list[list[dict[str, str]]]:
+        """The judge prompts for one response to `conversation` (its last turn is the question)."""
+
+    @abstractmethod
+    def verdict(self, item: Item, replies: list[str | None]) -> tuple[float | None, list]:
+        """(score, per-prompt parsed verdicts) from the judge's replies (None: not generated).
+
+        The score is None when no reply could be parsed: such cases are counted, not scored.
+        """

@@ -1,0 +1,179 @@
+"""How far to trust a local judge: its agreement with GPT-4 Turbo on AlpacaEval 2.0 pairs.
+
+The published annotations (`<data_dir>/alpaca_eval/results/<model>/weighted_alpaca_eval_gpt4_
+turbo/annotations.json`, for three models x 805 instructions) hold GPT-4 Turbo's preference
+between the reference output (output_1) and the model's (output_2). The configured judge
+(`benchmark.judge`) sees the same pairs in both orders, through the same prompt, engine and
+store as `benchmark=alpaca_eval` runs, and the command prints its agreement with a 95% CI:
+
+    python -m harness.agreement benchmark=alpaca_eval benchmark.judge=qwen2.5-coder-0.5b-instruct \\
+        benchmark.limit=30
+
+`benchmark.limit` is the number of instructions per annotated model (the first N valid ones).
+Writes `agreement.json` in the run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from harness.config import ConfigError, RunConfig, to_run_config
+from harness.engine import Sampling
+from harness.judge import pairwise_messages, pairwise_verdict
+from harness.methods import ModelSlot, run_stage
+from harness.metrics import format_table, mean, mean_ci
+from harness.store import Store
+
+log = logging.getLogger(__name__)
+
+ANNOTATED = ("claude-2.1", "gpt-3.5-turbo-1106", "OpenHermes-2.5-Mistral-7B")
+ANNOTATIONS = "alpaca_eval/results/{}/weighted_alpaca_eval_gpt4_turbo/annotations.json"
+
+
+def read_annotations(data_dir: Path, model: str, limit: int | None) -> tuple[list[dict], list[str]]:
+    """The first `limit` valid annotations of `model` (reference vs model), and skipped ones."""
+    path = data_dir / ANNOTATIONS.format(model)
+    if not path.is_file():
+        raise ConfigError(f"no annotations for {model} at {path} (benchmark.data_dir)")
+    rows, skipped = [], []
+    for i, a in enumerate(json.loads(path.read_text(encoding="utf-8"))):
+        fields = ("instruction", "output_1", "output_2")
+        pref = a.get("preference") if isinstance(a, dict) else None
+        if not isinstance(pref, (int, float)) or not all(
+            isinstance(a.get(f), str) and a[f].strip() for f in fields
+        ):
+            skipped.append(f"{path}[{i}]: missing texts or preference")
+            continue
+        rows.append({**{f: a[f] for f in fields}, "index": i, "preference": float(pref)})
+        if limit is not None and len(rows) >= limit:
+            break
+    return rows, skipped
+
+
+def agreement(rows: list[dict], scores: list[float | None]) -> dict:
+    """How the judge's verdicts compare with GPT-4 Turbo's on the same pairs.
+
+    Per pair, the published label is 1 when the model's output beat the reference (preference
+    above 1.5) and the judge's score is the model's win share over both orders (0, 0.5, 1);
+    agreement is 1 - |score - label|, so a position-inconsistent verdict counts half.
+    `always_reference` is the agreement of a judge that always prefers the reference: the bar a
+    useful judge must clear on these lopsided pairs.
+    """
+    labels = [float(r["preference"] > 1.5) for r in rows]
+    judged = [(s, y) for s, y in zip(scores, labels, strict=True) if s is not None]
+    agree = [1.0 - abs(s - y) for s, y in judged]
+    lo, hi = mean_ci(agree)
+    return {
+        "pairs": len(rows),
+        "judged": len(judged),
+        "unparsed": len(rows) - len(judged),
+        "agreement": mean(agree),
+        "agreement_ci_low": lo,
+        "agreement_ci_high": hi,
+        "position_consistent": mean([float(s != 0.5) for s, _ in judged]),
+        "judge_win_rate": mean([s for s, _ in judged]),
+        "published_win_rate": mean([y for _, y in judged]),
+        "always_reference": mean([1.0 - y for _, y in judged]),
+    }
+
+
+def measure(run: RunConfig, slot: ModelSlot, store: Store) -> dict[str, dict]:
+    """Judge every annotated pair in both orders (one batched stage) and score the agreement."""
+    data_dir = Path(run.benchmark.data_dir or ".").expanduser()
+    per_model, requests = {}, []
+    sampling = Sampling(
+        n=1, temperature=0.0, top_p=1.0, max_tokens=run.benchmark.judge_max_tokens, seed=run.seed
+    )
+    for model in ANNOTATED:
+        rows, skipped = read_annotations(data_dir, model, run.benchmark.limit)
+        if skipped:
+            log.warning("%s: skipped %d annotations (first: %s)", model, len(skipped), skipped[0])
+        per_model[model] = (rows, len(requests))
+        for r in rows:
+            for first, second in ((r["output_2"], r["output_1"]), (r["output_1"], r["output_2"])):
+                requests.append((pairwise_messages(r["instruction"], first, second), sampling))
+    outputs, _, stats = run_stage(slot, store, "judge", run.benchmark.judge, requests)
+    log.info(
+        "judged %d prompts in %.1f s (%d from the store)", len(requests), stats.gen_s, stats.found
+    )
+    results = {}
+    for model, (rows, start) in per_model.items():
+        scores = []
+        for i in range(len(rows)):
+            pair = outputs[start + 2 * i : start + 2 * i + 2]
+            replies = [o.completions[0].text if o.completions else None for o in pair]
+            scores.append(pairwise_verdict(replies)[0])
+        results[model] = (rows, scores)
+    table = {model: agreement(rows, scores) for model, (rows, scores) in results.items()}
+    table["all"] = agreement(
+        [r for rows, _ in results.values() for r in rows],
+        [s for _, scores in results.values() for s in scores],
+    )
+    return table
+
+
+def agreement_table(table: dict[str, dict]) -> str:
+    rows = [
+        [
+            model,
+            a["pairs"],
+            a["unparsed"],
+            f"{a['agreement']:.3f}",
+            f"[{a['agreement_ci_low']:.2f}, {a['agreement_ci_high']:.2f}]",
+            f"{a['always_reference']:.3f}",
+            f"{a['position_consistent']:.3f}",
+            f"{a['judge_win_rate']:.3f}",
+            f"{a['published_win_rate']:.3f}",
+        ]
+        for model, a in table.items()
+    ]
+    headers = [
+        "model vs GPT-4 Turbo",
+        "pairs",
+        "unparsed",
+        "agreement",
+        "95% CI",
+        "always-reference",
+        "position-consistent",
+        "judge win rate",
+        "published",
+    ]
+    return format_table(headers, rows)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    from harness.engine import VllmEngine
+    from harness.run import prepare_models
+
+    try:
+        run = to_run_config(cfg, HydraConfig.get().runtime.output_dir)
+        if run.benchmark.name != "alpaca_eval":
+            raise ConfigError(
+                "the agreement check uses AlpacaEval annotations: benchmark=alpaca_eval"
+            )
+        prepare_models(run)
+        slot = ModelSlot(run.models, lambda m: VllmEngine(m, run.engine, run.seed))
+        try:
+            table = measure(run, slot, Store(run.store_dir))
+        finally:
+            slot.close()
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        sys.exit(2)
+    out = Path(run.run_dir) / "agreement.json"
+    out.write_text(json.dumps({"judge": run.benchmark.judge, "agreement": table}, indent=2))
+    print(f"\njudge {run.benchmark.judge} vs GPT-4 Turbo (AlpacaEval 2.0 annotations)\n")
+    print(agreement_table(table))
+    print(f"\nwritten to {out}")
+
+
+if __name__ == "__main__":
+    main()

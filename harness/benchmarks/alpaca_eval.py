@@ -1,0 +1,71 @@
+"""AlpacaEval 2.0: 805 open instructions, judged pairwise against GPT-4 Turbo's reference outputs.
+
+Source: `<data_dir>/alpaca_eval/results/gpt4_1106_preview/model_outputs.json` (a JSON list of
+{instruction, output, generator, dataset}; `output` is the reference), else the hub dataset
+`tatsu-lab/alpaca_eval` (config `alpaca_eval_gpt4_baseline`).
+
+Prompt: the instruction alone, as the user turn. Scoring: the judge model (`benchmark.judge`)
+compares the response with the reference twice, once with the response as Output (1) and once
+as Output (2), so a judge that always prefers one position scores 0.5 instead of 0 or 1. The
+item's score is the response's share of wins over the parsed orders (1, 0.5 or 0); replies
+that name neither output are counted as `judge_unparsed` and the item is not scored. The
+headline is the raw win rate against the reference (not AlpacaEval's length-controlled rate,
+which needs its GLM fit over many models).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from harness.benchmarks.base import Item, JudgedBenchmark
+from harness.judge import pairwise_messages, pairwise_verdict
+
+REFERENCE_FILE = "alpaca_eval/results/gpt4_1106_preview/model_outputs.json"
+
+
+class AlpacaEval(JudgedBenchmark):
+    name = "alpaca_eval"
+    label = "AlpacaEval 2.0"
+    metric = "win_rate"
+
+    def read(self) -> Iterator[Item]:
+        for where, index, record in self.rows():
+            instruction, output = record.get("instruction"), record.get("output")
+            if not isinstance(instruction, str) or not instruction.strip():
+                self.report.skipped.append(f"{where}: missing or empty 'instruction'")
+                continue
+            if not isinstance(output, str) or not output.strip():
+                self.report.skipped.append(f"{where}: missing or empty reference 'output'")
+                continue
+            yield Item(id=f"alpaca_eval/{index}", question=instruction, reference=output)
+
+    def rows(self) -> Iterator[tuple[str, int, dict]]:
+        path = self.local_path(REFERENCE_FILE)
+        if path is None:
+            yield from self.jsonl_rows(REFERENCE_FILE)  # the hub when there is no local file
+            return
+        self.report.source = str(path)
+        try:
+            records = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise RuntimeError(f"{path}: not valid JSON ({e})") from e
+        if not isinstance(records, list):
+            raise RuntimeError(f"{path}: expected a JSON list of records")
+        for i, record in enumerate(records):
+            if isinstance(record, dict):
+                yield f"{path}[{i}]", i, record
+            else:
+                self.report.skipped.append(f"{path}[{i}]: not a JSON object")
+
+    def messages(self, item: Item) -> list[dict[str, str]]:
+        return [{"role": "user", "content": item.question}]
+
+    def judge_conversations(self, item, conversation, response):
+        return [
+            pairwise_messages(item.question, response, item.reference),
+            pairwise_messages(item.question, item.reference, response),
+        ]
+
+    def verdict(self, item, replies):
+        return pairwise_verdict(replies)
