@@ -219,3 +219,17 @@ def test_judged_benchmark_needs_a_judge_and_refuses_majority_vote(judged_data):
         to_run_config(compose("benchmark=gsm8k", "benchmark.judge=smollm2-135m-instruct"))
     run = to_run_config(compose("benchmark=alpaca_eval"))
     assert run.benchmark.judge in run.models
+
+
+def test_read_annotations_keeps_valid_pairs_up_to_the_limit(tmp_path):
+    from harness.agreement import ANNOTATIONS, read_annotations
+    from harness.config import ConfigError
+
+    path = tmp_path / ANNOTATIONS.format("m")
+    path.parent.mkdir(parents=True)
+    good = {"instruction": "i", "output_1": "a", "output_2": "b", "preference": 1.7}
+    path.write_text(json.dumps([good, {"instruction": "i"}, "junk", good, good]))
+    rows, skipped = read_annotations(tmp_path, "m", limit=2)
+    assert [r["index"] for r in rows] == [0, 3] and len(skipped) == 2
+    with pytest.raises(ConfigError, match="no annotations for other"):
+        read_annotations(tmp_path, "other", None)

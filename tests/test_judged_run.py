@@ -83,3 +83,48 @@ def test_mt_bench_answers_two_turns_and_rates_both(data, tmp_path):
         assert r["score"] is None or 1 <= r["score"] <= 10
     conf = metrics["configurations"]["self_moa(k=2)"]
     assert {"mt_bench/score", "mt_bench/score_turn1", "mt_bench/score_turn2"} <= set(conf)
+
+
+def test_agreement_command_judges_annotated_pairs_in_both_orders(data, tmp_path):
+    from harness.agreement import ANNOTATED, ANNOTATIONS
+
+    for i, model in enumerate(ANNOTATED):
+        path = data / ANNOTATIONS.format(model)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pairs = [
+            {
+                "instruction": "Say hello.",
+                "output_1": "Hello!",
+                "output_2": "Bye.",
+                "preference": 1.1,
+            },
+            {"instruction": "Add 2 and 2.", "output_1": "5", "output_2": "4", "preference": 1.9},
+            {"instruction": "x", "output_1": "y"},  # no output_2 nor preference: skipped
+        ]
+        path.write_text(json.dumps(pairs[i % 2 :] + pairs[: i % 2]))
+    run_dir = tmp_path / "agreement"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.agreement",
+            "benchmark=alpaca_eval",
+            f"benchmark.data_dir={data}",
+            "benchmark.judge=smollm2-135m-instruct",
+            "benchmark.limit=2",
+            f"store_dir={tmp_path / 'store'}",
+            f"hydra.run.dir={run_dir}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = json.loads((run_dir / "agreement.json").read_text())["agreement"]
+    assert set(table) == {*ANNOTATED, "all"}
+    assert table["all"]["pairs"] == 6
+    if table["all"]["judged"] == 6:  # one of the two pairs per model was won by the model
+        assert table["all"]["always_reference"] == 0.5
+    for a in table.values():
+        assert 0.0 <= a["agreement"] <= 1.0 and a["judged"] + a["unparsed"] == a["pairs"]
+    assert "always-reference" in proc.stdout and "agreement" in proc.stdout
