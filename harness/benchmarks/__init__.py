@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from harness.benchmarks.base import Benchmark, Item, LoadReport
+from harness.benchmarks.cruxeval import CRUXEval
 from harness.benchmarks.gsm8k import GSM8K
 from harness.benchmarks.math500 import MATH500
 from harness.benchmarks.mmlu import MMLU, MMLURedux
 from harness.config import BenchmarkConfig
 
 REGISTRY: dict[str, type[Benchmark]] = {
+    "cruxeval": CRUXEval,
     "gsm8k": GSM8K,
     "math500": MATH500,
     "mmlu": MMLU,
