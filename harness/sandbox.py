@@ -28,7 +28,8 @@ layers these defences (the kernel ones do not depend on the Python ones):
                 /run/lock and /dev/shm: writes to world-writable places go to throwaway copies
   audit         a Python audit hook (sys.addaudithook) installed before the code runs, raising
                 PermissionError on sockets, fork/exec/subprocess/os.system, os.kill, ctypes,
-                and file creation, writes, renames and removals outside the working directory
+                file creation, writes, renames and removals outside the working directory, and
+                reading other processes' /proc entries
 The working directory is a fresh temporary directory, deleted afterwards.
 
 The namespaces need root (or, for a non-root caller, unprivileged user namespaces: then
@@ -48,6 +49,7 @@ import json
 import logging
 import os
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -306,6 +308,7 @@ _PATH_EVENTS = {
     "shutil.copyfile",
     "shutil.move",
 }
+_OTHER_PROC = re.compile(r"/proc/\d+(/|$)")
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
 
@@ -324,6 +327,9 @@ def _audit_hook(workdir: str):
             raise PermissionError(f"sandbox: {event} is not allowed")
         if event == "open":
             path, mode, flags = args
+            if isinstance(path, str | bytes) and _OTHER_PROC.match(os.fsdecode(path)):
+                if not os.fsdecode(path).startswith(f"/proc/{os.getpid()}/"):
+                    raise PermissionError(f"sandbox: reading {path!r} is not allowed")
             writes = (mode is not None and any(c in str(mode) for c in "wax+")) or (
                 isinstance(flags, int) and flags & _WRITE_FLAGS
             )
