@@ -69,7 +69,7 @@ _warned: set[str] = set()
 
 @dataclass(frozen=True)
 class Limits:
-    timeout_s: float = 3.0  # wall clock, including interpreter start (~20 ms)
+    timeout_s: float = 10.0  # wall clock, including interpreter start (~50 ms, seconds under load)
     memory_mb: int = 512  # address space per process
     cpu_s: int = 4  # CPU seconds per process
     file_mb: int = 16  # largest file the code may write (stdout included)
@@ -377,6 +377,13 @@ def _contain(config: dict) -> list[str]:
                             libc, "mount", path.encode(), target.encode(), None, _MS_BIND, None
                         )
                         sys.path[i] = target
+                        for module in list(sys.modules.values()):  # e.g. encodings.__path__
+                            paths = getattr(module, "__path__", None)
+                            if isinstance(paths, list):
+                                paths[:] = [
+                                    target + q[len(path) :] if q.startswith(path) else q
+                                    for q in paths
+                                ]
             layers.append("mountns")
         except OSError as e:
             print(f"sandbox: namespaces unavailable: {e}", file=sys.stderr)

@@ -44,6 +44,8 @@ def test_ok_and_error_statuses():
     wrong = run("assert 1 == 2, 'nope'")
     assert (wrong.status, wrong.error) == ("error", "AssertionError: nope")
     assert run("1 / 0").error.startswith("ZeroDivisionError")
+    # stdlib modules first imported by the code load too (the uid may not read /root/.pyenv)
+    assert run("import fractions\nassert 'a'.encode('shift_jis') == b'a'").status == "ok"
 
 
 @needs_root
