@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from harness.benchmarks.alpaca_eval import AlpacaEval
 from harness.benchmarks.base import Benchmark, Item, JudgedBenchmark, LoadReport
+from harness.benchmarks.cruxeval import CRUXEval
 from harness.benchmarks.gsm8k import GSM8K
 from harness.benchmarks.math500 import MATH500
 from harness.benchmarks.mmlu import MMLU, MMLURedux
@@ -12,6 +13,7 @@ from harness.config import BenchmarkConfig
 
 REGISTRY: dict[str, type[Benchmark]] = {
     "alpaca_eval": AlpacaEval,
+    "cruxeval": CRUXEval,
     "gsm8k": GSM8K,
     "math500": MATH500,
     "mmlu": MMLU,

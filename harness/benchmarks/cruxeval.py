@@ -1,0 +1,186 @@
+"""CRUXEval output prediction: given a short Python function `f` and an input, predict `f(input)`
+(Gu et al. 2024, 800 functions).
+
+Source: `<data_dir>/cruxeval/cruxeval.jsonl` (fields `code`, `input`, `output`, `id`; `input` is
+the argument list as Python source, `output` the return value's repr), or the hub dataset
+`cruxeval-org/cruxeval` (split `test`) when no local copy exists. Item ids are
+`cruxeval/<split>/<line index>`. A record whose code has no `def f`, or whose input or output
+is not valid Python, is skipped and counted with its file and line.
+
+Prompt: the function in a ```python fence and the call, then a request to give the return
+value as a Python literal between `[ANSWER]` and `[/ANSWER]`.
+Extraction (`extract_answer`, pure; first rule that matches wins, the last candidate within a
+rule; a candidate must parse as one Python expression, else it is passed over):
+  1. the content of `[ANSWER] ... [/ANSWER]` (an unclosed last tag runs to the end); code
+     fences inside are dropped, and `assert f(...) == X` or `f(...) == X` gives X,
+  2. `assert f(...) == X` anywhere (also `X == f(...)`),
+  3. a ```python fence holding exactly one expression,
+  4. "output is X" / "returns X" / "Output: X" (X to the end of the line, backticks and a
+     trailing period dropped),
+and None otherwise.
+Scoring runs, in the sandbox (harness.sandbox, a separate contained process), the function,
+then `f(<input>) == eval(<answer>)` with the answer evaluated in a namespace of its own (so an
+answer of `f(...)` cannot restate the question): 1.0 when that holds, 0.0 otherwise. A timeout,
+memory or CPU limit, or a crash is also 0.0, and is logged and counted in `sandbox_outcomes`
+apart from plain wrong answers (`error`). Identical (code, input, answer) triples are graded
+once per run.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from harness import sandbox
+from harness.benchmarks.base import Benchmark, Item
+
+log = logging.getLogger(__name__)
+
+INSTRUCTION = (
+    "What does `f({input})` return? Think it through step by step if you need to. Then give "
+    "the return value as a Python literal between [ANSWER] and [/ANSWER], for example "
+    "[ANSWER]'hello'[/ANSWER] or [ANSWER][1, 2][/ANSWER]. Write only the value there, not "
+    "the call."
+)
+
+_TAGGED = re.compile(r"\[ANSWER\](.*?)(?:\[/ANSWER\]|\Z)", re.DOTALL | re.IGNORECASE)
+_FENCE = re.compile(r"```[ \t]*(?:python|py)?[ \t]*\n?(.*?)```", re.DOTALL | re.IGNORECASE)
+_ASSERT = re.compile(r"assert\s+(.+)$", re.MULTILINE)
+_STATED = re.compile(
+    r"(?:output\s+(?:is|will\s+be|would\s+be)|returns|return\s+value\s+is|output\s*:)\s*(.+)$",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+@dataclass(frozen=True)
+class CruxItem(Item):
+    code: str = ""  # the function `f`
+    input: str = ""  # the arguments of the call, as Python source
+
+
+def _expression(text: str) -> ast.Expression | None:
+    try:
+        return ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError):
+        return None
+
+
+def _is_call_of_f(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "f"
+
+
+def _value(text: str) -> str | None:
+    """`X` from `X`, `f(...) == X`, `X == f(...)` or `assert f(...) == X`; None if not Python."""
+    text = text.strip()
+    if text.startswith("assert "):
+        text = text[len("assert ") :]
+    tree = _expression(text)
+    if tree is None:
+        return None
+    body = tree.body
+    if isinstance(body, ast.Compare) and len(body.ops) == 1 and isinstance(body.ops[0], ast.Eq):
+        left, right = body.left, body.comparators[0]
+        if _is_call_of_f(left) or _is_call_of_f(right):
+            other = right if _is_call_of_f(left) else left
+            return ast.get_source_segment(text, other)
+    if _is_call_of_f(body):
+        return None  # the question restated, not an answer
+    return text
+
+
+def _unfenced(text: str) -> str:
+    fences = _FENCE.findall(text)
+    return fences[-1] if fences else text.replace("`", "")
+
+
+def _last_valid(candidates: list[str]) -> str | None:
+    for candidate in reversed(candidates):
+        if (value := _value(candidate)) is not None:
+            return value
+    return None
+
+
+def extract_answer(text: str) -> str | None:
+    """The predicted return value (Python source) of a CRUXEval response (rules above), or None."""
+    if (found := _last_valid([_unfenced(t) for t in _TAGGED.findall(text)])) is not None:
+        return found
+    if (found := _last_valid(_ASSERT.findall(text))) is not None:
+        return found
+    fenced = [f for f in _FENCE.findall(text) if f.strip() and "\n" not in f.strip()]
+    if (found := _last_valid(fenced)) is not None:
+        return found
+    stated = [
+        re.sub(r"\.$", "", s.strip().strip("`").strip()).strip("`") for s in _STATED.findall(text)
+    ]
+    return _last_valid(stated)
+
+
+def grading_program(code: str, call_args: str, answer: str) -> str:
+    """The program the sandbox runs: it ends normally exactly when the answer is right."""
+    return (
+        f"{code}\n\n"
+        f"__actual = f({call_args})\n"
+        f"__predicted = eval({answer!r}, {{}})\n"
+        "assert __actual == __predicted, 'wrong answer'\n"
+    )
+
+
+class CRUXEval(Benchmark):
+    name = "cruxeval"
+    label = "CRUXEval"
+    limits = sandbox.Limits()
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.sandbox_outcomes: Counter[str] = Counter()  # status of every sandbox run
+        self._graded: dict[tuple[str, str, str], float] = {}
+
+    def read(self) -> Iterator[Item]:
+        for where, index, record in self.jsonl_rows("cruxeval/cruxeval.jsonl"):
+            code, args, output = record.get("code"), record.get("input"), record.get("output")
+            if not isinstance(code, str) or not re.search(r"^def f\(", code, re.MULTILINE):
+                self.report.skipped.append(f"{where}: 'code' does not define a function f")
+                continue
+            if not isinstance(args, str) or _expression(f"f({args})") is None:
+                self.report.skipped.append(f"{where}: 'input' is not a Python argument list")
+                continue
+            if not isinstance(output, str) or _expression(output) is None:
+                self.report.skipped.append(f"{where}: 'output' is not a Python expression")
+                continue
+            yield CruxItem(
+                id=f"cruxeval/{self.cfg.split}/{index}",
+                question=f"{code}\n\nf({args})",
+                reference=output,
+                code=code,
+                input=args,
+            )
+
+    def messages(self, item: Item) -> list[dict[str, str]]:
+        content = f"```python\n{item.code}\n```\n\n" + INSTRUCTION.format(input=item.input)
+        return [{"role": "user", "content": content}]
+
+    def extract_answer(self, text: str) -> str | None:
+        return extract_answer(text)
+
+    def score(self, item: Item, answer: str | None) -> float:
+        if answer is None:
+            return 0.0
+        key = (item.code, item.input, answer)
+        if key not in self._graded:
+            result = sandbox.run(grading_program(item.code, item.input, answer), self.limits)
+            self.sandbox_outcomes[result.status] += 1
+            if result.status not in ("ok", "error"):
+                log.warning(
+                    "%s: sandbox %s on %s (answer %.60r): %s",
+                    self.label,
+                    result.status,
+                    item.id,
+                    answer,
+                    result.error,
+                )
+            self._graded[key] = float(result.passed)
+        return self._graded[key]
