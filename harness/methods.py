@@ -677,8 +677,9 @@ def make_record(job: Job, bench: Benchmark, grade: Grader) -> dict:
         outcome = job.error.split(":", 1)[0]
     elif final_text is None:
         outcome = "no_output"
-    elif bench.judged:
-        outcome = "ok" if score is not None else "judge_unparsed"
+    elif bench.judged:  # a judge prompt over the judge's context is `judge_prompt_too_long`
+        judge_error = graded["judgment"].get("error", "unparsed").split(":", 1)[0]
+        outcome = "ok" if score is not None else f"judge_{judge_error}"
     else:
         outcome = "ok" if answer is not None else "no_answer"
     generations = job.proposals + job.rounds
