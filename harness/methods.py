@@ -28,6 +28,7 @@ nothing, and a model whose stage is fully stored is not even loaded.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 import re
@@ -447,21 +448,27 @@ def charged(stats: StageStats, out: Output, made_tokens: int) -> float:
     return stats.gen_s / stats.generated_tokens * made_tokens / total
 
 
-def execute(
+def stream_lock(identity: str, sampling: Sampling) -> str:
+    """Name of the store lock of a stream of proposals: one model at one set of sampling fields."""
+    payload = json.dumps([identity, sampling.generation_fields()], sort_keys=True)
+    return "propose-" + hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def propose(
     confs: list[Configuration],
     items: list[Item],
     bench: Benchmark,
     slot: ModelSlot,
     store: Store,
     seed: int,
-) -> tuple[list[dict], list[StageStats]]:
-    """Run every configuration on every item: (a record per configuration and item, stages)."""
+    models: set[str] | None = None,
+) -> tuple[dict[tuple, tuple[Output, float]], list[StageStats]]:
+    """The proposal stages of `confs` (only of `models` when given): (pool, stages).
+
+    pool[(model, (temperature, top_p, max_tokens), item id)] = (output, generation seconds per
+    generated token charged to it); one batched stage per proposer model.
+    """
     stages: list[StageStats] = []
-
-    def resident_first(models):
-        return sorted(models, key=lambda name: name != slot.resident)
-
-    # 1. Proposals: per model and sampling parameters, the most samples any configuration needs.
     streams: dict[str, dict[tuple, int]] = {}
     for conf in confs:
         m = conf.method
@@ -473,6 +480,8 @@ def execute(
     aggregators = {c.aggregator for c in confs}
     # the resident model first, aggregator models last: each is then loaded once if it can be
     for model in sorted(streams, key=lambda n: (n != slot.resident, n in aggregators)):
+        if models is not None and model not in models:
+            continue
         keys, requests = [], []
         for fields, n in streams[model].items():
             for item in items:
@@ -489,12 +498,33 @@ def execute(
                         ),
                     )
                 )
-        outputs, made, stats = run_stage(slot, store, "propose", model, requests)
+        # concurrent jobs sharing the store generate a stream (model, sampling) one at a time
+        locks = {stream_lock(slot.identity(model), p) for _, p in requests}
+        with store.claim(sorted(locks)):
+            outputs, made, stats = run_stage(slot, store, "propose", model, requests)
         stages.append(stats)
         pool.update(
             (key, (out, charged(stats, out, tokens)))
             for key, out, tokens in zip(keys, outputs, made, strict=True)
         )
+    return pool, stages
+
+
+def execute(
+    confs: list[Configuration],
+    items: list[Item],
+    bench: Benchmark,
+    slot: ModelSlot,
+    store: Store,
+    seed: int,
+) -> tuple[list[dict], list[StageStats]]:
+    """Run every configuration on every item: (a record per configuration and item, stages)."""
+
+    def resident_first(models):
+        return sorted(models, key=lambda name: name != slot.resident)
+
+    # 1. Proposals: per model and sampling parameters, the most samples any configuration needs.
+    pool, stages = propose(confs, items, bench, slot, store, seed)
 
     # 2. One job per (configuration, item), fed from the shared pool.
     jobs = []
