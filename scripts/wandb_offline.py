@@ -107,7 +107,7 @@ def main() -> None:
             print(f"  table {key}: {len(table['data'])} rows, columns {table['columns']}")
             if args.items:
                 for row in table["data"]:
-                    print("    " + json.dumps(dict(zip(table["columns"], row)))[:300])
+                    print("    " + json.dumps(dict(zip(table["columns"], row, strict=True)))[:300])
         if run.get("artifacts"):
             print(f"  artifacts: {', '.join(run['artifacts'])}")
 
