@@ -111,8 +111,11 @@ class WandbTracker(NullTracker):
                 self.run.mark_preempting()
             elif exit_code == 0:
                 self.log_run_dir()
-        finally:
             self.run.finish(exit_code=exit_code)
+        except Exception as e:  # noqa: BLE001 - the run's own outcome must not be masked
+            # under SLURM a preemption's SIGTERM reaches W&B's service process too, which then
+            # quits at once; the next attempt resumes this run id, so nothing is lost
+            log.warning("W&B run %s not closed cleanly: %r", self.run.id, e)
 
     def log_run_dir(self) -> None:
         files = run_files(self.run_dir)
