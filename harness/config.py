@@ -19,6 +19,7 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 METHODS = ("single", "majority_vote", "self_moa", "mixed_moa", "self_moa_seq", "usc")
 CONTEXT_POLICIES = ("shorten", "drop_longest", "fail", "seq")
 LOGGER_MODES = ("offline", "online", "disabled")
+PHASES = ("all", "propose")
 
 
 class ConfigError(ValueError):
@@ -100,6 +101,10 @@ class RunConfig:
     # A study: many configurations in one run (sharing proposals); empty = just `method`.
     configurations: list[MethodConfig] = field(default_factory=list)
     letters: dict[str, str] = field(default_factory=dict)  # mixture letter -> model name
+    # all: the whole study; propose: only the proposal stages (of `phase_model`, null = every
+    # proposer), phase 1 of the two-phase SLURM pattern (slurm/README.md)
+    phase: str = "all"
+    phase_model: str | None = None
     # Filled by `to_run_config`: every model the run needs, by name (proposer and aggregator).
     models: dict[str, ModelConfig] = field(default_factory=dict)
 
@@ -145,6 +150,11 @@ def to_run_config(cfg: DictConfig, run_dir: str | None = None) -> RunConfig:
             if name is not None and name not in run.models:
                 run.models[name] = load_model_config(name)
                 validate_model(run.models[name], f"conf/model/{name}.yaml")
+    if run.phase_model is not None and run.phase_model not in run.models:
+        raise ConfigError(
+            f"phase_model={run.phase_model!r} is not a model of this study; "
+            f"its models: {', '.join(sorted(run.models))}"
+        )
     return run
 
 
@@ -160,6 +170,10 @@ def validate(run: RunConfig) -> None:
     if run.logger.mode not in LOGGER_MODES:
         raise ConfigError(f"logger.mode={run.logger.mode!r}; allowed: {', '.join(LOGGER_MODES)}")
     validate_model(run.model, "model")
+    if run.phase not in PHASES:
+        raise ConfigError(f"phase={run.phase!r}; allowed: {', '.join(PHASES)}")
+    if run.phase_model is not None and run.phase != "propose":
+        raise ConfigError("phase_model is only used with phase=propose")
     validate_judge(run)
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from harness.config import EngineConfig, ModelConfig
+from harness.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ class VllmEngine:
                     for i in todo
                 ],
                 chat_template=self.chat_template,
-                use_tqdm=True,
+                use_tqdm=Progress,  # a bar on a terminal, bounded log lines elsewhere
             )
             for i, result in zip(todo, results, strict=True):
                 completions = tuple(

@@ -513,16 +513,27 @@ def execute(
     return [make_record(job, bench, grade) for job in done], stages
 
 
-def answer(
-    tasks: list[Task], slot: ModelSlot, store: Store, seed: int, stages: list[StageStats]
-) -> list[Job]:
-    """Proposals, then aggregation rounds, for every task: one finished `Job` per task."""
+def stream_lock(identity: str, sampling: Sampling) -> str:
+    """Name of the store lock of a stream of proposals: one model at one set of sampling fields."""
+    payload = json.dumps([identity, sampling.generation_fields()], sort_keys=True)
+    return "propose-" + hashlib.sha256(payload.encode()).hexdigest()[:16]
 
-    def resident_first(models):
-        return sorted(models, key=lambda name: name != slot.resident)
 
-    # 1. Proposals: per model and sampling parameters, the most samples any configuration needs
-    #    of one conversation (configurations asking the same conversation share them).
+def propose(
+    tasks: list[Task],
+    slot: ModelSlot,
+    store: Store,
+    seed: int,
+    stages: list[StageStats],
+    models: set[str] | None = None,
+) -> dict[tuple, tuple[Output, float]]:
+    """The proposal stages of `tasks` (only of `models` when given): one batched stage per model.
+
+    Per model and sampling parameters, the most samples any configuration needs of one
+    conversation (configurations asking the same conversation share them). Returns
+    pool[(model, (temperature, top_p, max_tokens), conversation key)] = (output, generation
+    seconds per generated token charged to it).
+    """
     streams: dict[str, dict[tuple, dict[str, tuple[Task, int]]]] = {}
     for task in tasks:
         if task.error:
@@ -537,6 +548,8 @@ def answer(
     aggregators = {t.conf.aggregator for t in tasks}
     # the resident model first, aggregator models last: each is then loaded once if it can be
     for model in sorted(streams, key=lambda n: (n != slot.resident, n in aggregators)):
+        if models is not None and model not in models:
+            continue
         keys, requests = [], []
         for fields, convs in streams[model].items():
             for key, (task, n) in convs.items():
@@ -549,12 +562,27 @@ def answer(
                     seed=item_seed(seed, task.item.id),
                 )
                 requests.append((task.conversation, sampling))
-        outputs, made, stats = run_stage(slot, store, "propose", model, requests)
+        # concurrent jobs sharing the store generate a stream (model, sampling) one at a time
+        locks = {stream_lock(slot.identity(model), p) for _, p in requests}
+        with store.claim(sorted(locks)):
+            outputs, made, stats = run_stage(slot, store, "propose", model, requests)
         stages.append(stats)
         pool.update(
             (key, (out, charged(stats, out, tokens)))
             for key, out, tokens in zip(keys, outputs, made, strict=True)
         )
+    return pool
+
+
+def answer(
+    tasks: list[Task], slot: ModelSlot, store: Store, seed: int, stages: list[StageStats]
+) -> list[Job]:
+    """Proposals, then aggregation rounds, for every task: one finished `Job` per task."""
+
+    def resident_first(models):
+        return sorted(models, key=lambda name: name != slot.resident)
+
+    pool = propose(tasks, slot, store, seed, stages)
 
     # 2. One job per task, fed from the shared pool.
     jobs = []

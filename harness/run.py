@@ -7,14 +7,21 @@ Usage:
     python -m harness.run method.aggregator=qwen2.5-coder-0.5b-instruct model=smollm2-135m-instruct
     python -m harness.run experiment=smoke logger.mode=disabled
     python -m harness.run engine=gpu model=qwen2-7b-instruct  # on a CUDA machine with `vllm`
+    python -m harness.run -m sweep=k_scaling launcher=slurm   # one SLURM job per sweep point
 
 Prints a summary table and the run directory (runs/<date>/<time>_<method>_<model>/).
+SIGTERM or SIGUSR1 (SLURM's preemption and time-limit warnings) stop the run cleanly: what is
+stored stays stored, the W&B run is marked preempting, and the same command (or the requeued
+job, slurm/study.sbatch) continues where it stopped. Under submitit, submitit owns the signals
+and requeues the point itself.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import resource
+import signal
 import sys
 import time
 from dataclasses import asdict
@@ -22,17 +29,47 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from harness import benchmarks
 from harness.config import ConfigError, RunConfig, to_run_config
-from harness.methods import ModelSlot, configurations, execute
+from harness.methods import ModelSlot, Task, configurations, execute, propose
 from harness.metrics import stage_table, summarize, summary_table
 from harness.rundir import RunDir
 from harness.store import Store
 from harness.tracking import make_tracker
 
 log = logging.getLogger(__name__)
+
+
+class Preempted(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an error of the run
+    """Raised in the main thread by SIGTERM/SIGUSR1, so that `finally` blocks close everything."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def raise_preempted(signum: int, frame) -> None:
+    raise Preempted(signum)
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM/SIGUSR1 raise Preempted, unless submitit runs this job (it handles them itself)."""
+    if os.environ.get("SUBMITIT_EXECUTOR"):
+        return
+    for sig in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(sig, raise_preempted)
+
+
+def sweep_group(hydra_cfg) -> str | None:
+    """The W&B group of a multirun: the sweep preset (if any) and the sweep directory's name."""
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return None
+    sweep_dir = Path(hydra_cfg.sweep.dir)
+    preset = hydra_cfg.runtime.choices.get("sweep") or "sweep"
+    return f"{preset}-{sweep_dir.parent.name}_{sweep_dir.name}"
 
 
 def prepare_models(run: RunConfig) -> dict[str, float]:
@@ -71,7 +108,7 @@ def study(run: RunConfig) -> dict:
     what = f"study{len(confs)}" if run.configurations else confs[-1].label
     name = f"{what}-{run.model.name}-{bench.name}"
     tracker = make_tracker(run, name)
-    exit_code = 1
+    exit_code, preempted = 1, False
     try:
         prepare_s = prepare_models(run)
         slot = ModelSlot(run.models, lambda m: VllmEngine(m, run.engine, run.seed))
@@ -127,8 +164,11 @@ def study(run: RunConfig) -> dict:
         tracker.log_summary(flat)
         tracker.log_items(records)
         exit_code = 0
+    except (Preempted, SystemExit):  # SystemExit: submitit's requeue after its USR2
+        preempted = True
+        raise
     finally:
-        tracker.finish(exit_code)
+        tracker.finish(exit_code, preempted)
     print(f"\n{bench.name}: {len(items)} items, model {run.model.name}\n")
     print(summary_table(summary, bench.name, bench.metric))
     print("\n" + stage_table(metrics["stages"]))
@@ -144,15 +184,59 @@ def study(run: RunConfig) -> dict:
     return metrics
 
 
+def propose_phase(run: RunConfig) -> dict:
+    """Phase 1 of the two-phase SLURM pattern: only the proposal stages, into the store."""
+    from harness.engine import VllmEngine
+
+    bench = benchmarks.get(run.benchmark)
+    items = bench.load()
+    confs = configurations(run)
+    models = None if run.phase_model is None else {run.phase_model}
+    prepare_models(run)
+    slot = ModelSlot(run.models, lambda m: VllmEngine(m, run.engine, run.seed))
+    try:
+        tasks = [Task(c, i, bench.messages(i)) for c in confs for i in items]
+        stages: list = []
+        propose(tasks, slot, Store(run.store_dir), run.seed, stages, models)
+    finally:
+        slot.close()
+    metrics = {
+        "benchmark": bench.name,
+        "items": len(items),
+        "phase": "propose",
+        "stages": [asdict(s) | {"tokens_per_s": s.tokens_per_s} for s in stages],
+    }
+    RunDir(run.run_dir).write_metrics(metrics)
+    print(stage_table(metrics["stages"]))
+    print(f"store {run.store_dir}: proposals of {sorted(models or run.models)} stored")
+    return metrics
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    install_signal_handlers()
+    start = time.time()
     try:
-        run = to_run_config(cfg, HydraConfig.get().runtime.output_dir)
+        hydra_cfg = HydraConfig.get()
+        run = to_run_config(cfg, hydra_cfg.runtime.output_dir)
+        if run.logger.group is None:
+            run.logger.group = sweep_group(hydra_cfg)
         configurations(run)  # labels must be unique
-        study(run)
+        if run.phase == "propose":
+            propose_phase(run)
+        else:
+            study(run)
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         sys.exit(2)
+    except Preempted as e:
+        log.warning(
+            "stopped by %s after %.0f s; every finished stage is in the store, and running the "
+            "same command (or the requeued job) continues from there",
+            e,
+            time.time() - start,
+        )
+        sys.exit(128 + e.signum)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,15 @@ never read back as data.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import socket
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -47,21 +50,64 @@ class Store:
         )
         self.records: dict[str, dict] = {}
         self.torn = 0
+        self.read_to: dict[Path, tuple[int, int]] = {}  # shard -> (bytes, lines) already read
+        self.torn_tails: set[tuple[Path, int]] = set()  # unterminated last lines, reported
         self.refresh()
 
     def refresh(self) -> None:
-        """Read every shard (including other writers' new lines)."""
+        """Read what is new in every shard (including other writers' new lines).
+
+        Only whole lines are read; an unterminated last line (torn by a crash, or still being
+        written by another process) is counted once as torn and read again next time.
+        """
         for path in sorted(self.root.glob("*.jsonl")):
-            with path.open(encoding="utf-8") as f:
-                for lineno, line in enumerate(f, start=1):
-                    try:
-                        record = json.loads(line)
-                        key = record["key"]
-                    except (json.JSONDecodeError, KeyError, TypeError):
-                        self.torn += 1
-                        log.warning("store: skipping torn or invalid record %s:%d", path, lineno)
-                        continue
-                    self.records.setdefault(key, record)
+            offset, lineno = self.read_to.get(path, (0, 0))
+            with path.open("rb") as f:
+                f.seek(offset)
+                data = f.read()
+            end = data.rfind(b"\n") + 1
+            for line in data[:end].splitlines():
+                lineno += 1
+                try:
+                    record = json.loads(line)
+                    key = record["key"]
+                except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+                    self.torn += 1
+                    log.warning("store: skipping torn or invalid record %s:%d", path, lineno)
+                    continue
+                self.records.setdefault(key, record)
+            self.read_to[path] = (offset + end, lineno)
+            if end < len(data) and (path, offset + end) not in self.torn_tails:
+                self.torn_tails.add((path, offset + end))
+                self.torn += 1
+                log.warning("store: skipping torn (or unfinished) record %s:%d", path, lineno + 1)
+
+    @contextmanager
+    def claim(self, names: list[str]) -> Iterator[None]:
+        """Hold exclusive locks on `names` while generating what they cover, then refresh.
+
+        Concurrent jobs sharing the store (a sweep's SLURM jobs) take the lock of a stream of
+        generations (model and sampling parameters) before generating it; a job that waited
+        refreshes and finds what the other job stored, so nothing is sampled twice. Locks are
+        `flock`s on `<root>/locks/<name>`, released by the kernel if the holder dies; they are
+        taken in sorted order, so two jobs never wait for each other.
+        """
+        (self.root / "locks").mkdir(exist_ok=True)
+        held = []
+        try:
+            for name in sorted(set(names)):
+                f = (self.root / "locks" / name).open("a")
+                held.append(f)
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    log.info("store: waiting for another job generating stream %s", name)
+                    fcntl.flock(f, fcntl.LOCK_EX)
+            self.refresh()
+            yield
+        finally:
+            for f in reversed(held):
+                f.close()  # closing releases the flock
 
     def get(self, key: str) -> dict | None:
         return self.records.get(key)

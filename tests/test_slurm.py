@@ -1,0 +1,219 @@
+"""Against a real SLURM scheduler (scripts/slurm_start.sh, run by .ci/run): the batch script,
+a requeue in the middle of a study, and a sweep through hydra-submitit-launcher.
+
+Skipped, with the reason, where `sbatch` is absent (laptops); fails if sbatch is present but the
+controller does not answer. Real vLLM on SmolLM2 with tiny limits, so the module takes minutes.
+"""
+
+import collections
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.tracking import run_id
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        shutil.which("sbatch") is None,
+        reason="no SLURM here (sbatch absent): start one with scripts/slurm_start.sh",
+    ),
+]
+# small and cheap: 2 items, 2 samples, a bounded KV cache so concurrent jobs fit in memory
+SMALL = [
+    "experiment=smoke",
+    "benchmark.limit=2",
+    "method.k=2",
+    "method.max_tokens=32",
+    "method.aggregator_max_tokens=48",
+    "engine.kwargs.kv_cache_memory_bytes=536870912",
+    "engine.kwargs.max_model_len=2048",
+    "engine.kwargs.max_num_batched_tokens=2048",
+]
+PROPOSALS = 2 + 2 * 2  # greedy baseline + 2 samples, per item
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster():
+    proc = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip(), (
+        f"sbatch is installed but the SLURM controller does not answer ({proc.stderr.strip()}); "
+        "start it with scripts/slurm_start.sh"
+    )
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from tests.conftest import PROBLEMS
+
+    data = tmp_path_factory.mktemp("data")
+    (data / "gsm8k").mkdir()
+    (data / "gsm8k" / "test.jsonl").write_text(
+        "".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in PROBLEMS)
+    )
+    return data
+
+
+def submit(run_dir: Path, store: Path, data: Path, *extra: str) -> str:
+    proc = subprocess.run(
+        [
+            "sbatch",
+            "--parsable",
+            "--cpus-per-task=1",
+            "--mem=4G",
+            f"--output={run_dir.parent}/slurm-%j.out",
+            "slurm/study.sbatch",
+            *SMALL,
+            f"benchmark.data_dir={data}",
+            f"store_dir={store}",
+            *extra,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "RUN_DIR": str(run_dir), "PYTHON": sys.executable},
+        check=True,
+    )
+    return proc.stdout.strip()
+
+
+def job_state(job: str) -> str:
+    out = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout
+    return out.split("JobState=")[1].split()[0] if "JobState=" in out else "GONE"
+
+
+def wait_done(job: str, timeout: float = 600) -> str:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = job_state(job)
+        if state not in ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING"):
+            return state
+        time.sleep(1)
+    subprocess.run(["scancel", job])
+    raise AssertionError(f"job {job} still {job_state(job)} after {timeout} s")
+
+
+def store_lines(store: Path) -> list[dict]:
+    return [json.loads(line) for p in sorted(store.glob("*.jsonl")) for line in p.open()]
+
+
+def comparable(run_dir: Path) -> list[dict]:
+    records = [json.loads(line) for line in (run_dir / "records.jsonl").open()]
+    return [{k: v for k, v in r.items() if k != "gen_s"} for r in records]
+
+
+def wandb_ids(run_dir: Path) -> list[str]:
+    return [p.name.rsplit("-", 1)[1] for p in sorted((run_dir / "wandb").glob("offline-run-*"))]
+
+
+@pytest.fixture(scope="module")
+def batch_run(tmp_path_factory, data):
+    base = tmp_path_factory.mktemp("batch")
+    start = time.time()
+    job = submit(base / "run", base / "store", data)
+    state = wait_done(job)
+    print(f"batch study job {job}: {state} in {time.time() - start:.0f} s")
+    return job, state, base / "run", base / "store"
+
+
+def test_batch_script_runs_a_study_with_logs_and_timing_in_the_run_directory(batch_run):
+    job, state, run_dir, _ = batch_run
+    log = (run_dir / "slurm.log").read_text()
+    assert state == "COMPLETED", log[-3000:]
+    assert f"== job {job} attempt 1" in log and "== exit 0 after" in log
+    assert "Processed prompts: 6/6" in log  # progress lines, not a redrawn bar
+    for name in ("config.yaml", "records.jsonl", "metrics.json", "run.log"):
+        assert (run_dir / name).is_file()
+    assert wandb_ids(run_dir) == [run_id(str(run_dir))]
+
+
+def test_requeue_mid_study_loses_repeats_and_regenerates_nothing(batch_run, tmp_path, data):
+    """`scontrol requeue` once the proposals are durable; the job restarts and finishes."""
+    _, _, reference, ref_store = batch_run
+    run_dir, store = tmp_path / "run", tmp_path / "store"
+    job = submit(run_dir, store, data)
+    deadline = time.time() + 600
+    while time.time() < deadline and len(store_lines(store)) < PROPOSALS:
+        assert job_state(job) in ("PENDING", "RUNNING", "CONFIGURING"), job_state(job)
+        time.sleep(0.2)
+    subprocess.run(["scontrol", "requeue", job], check=True)
+    assert wait_done(job) == "COMPLETED", (run_dir / "slurm.log").read_text()[-3000:]
+
+    log = (run_dir / "slurm.log").read_text()
+    assert f"== job {job} attempt 1" in log and f"== job {job} attempt 2" in log
+    assert "== TERM" in log  # the first attempt was stopped, not finished
+    lines = store_lines(store)
+    counts = collections.Counter(r["key"] for r in lines)
+    assert max(counts.values()) == 1, "a generation was stored twice"
+    # everything the uninterrupted run generated, each exactly once: nothing lost or regenerated
+    assert sorted(counts) == sorted(r["key"] for r in store_lines(ref_store))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["store/found"] >= PROPOSALS  # the second attempt took the proposals stored
+    assert comparable(run_dir) == comparable(reference)
+    ref = json.loads((reference / "metrics.json").read_text())["configurations"]
+    keys = ("gsm8k/acc", "gsm8k/proposal_acc", "cost/calls", "cost/generated_tokens")
+    assert {c: [m[k] for k in keys] for c, m in metrics["configurations"].items()} == {
+        c: [m[k] for k in keys] for c, m in ref.items()
+    }
+    assert set(wandb_ids(run_dir)) == {run_id(str(run_dir))}  # one W&B run, resumed
+
+
+def test_sweep_through_submitit_launcher_shares_one_pool_of_proposals(tmp_path, data):
+    """The k_scaling preset as a 2x2 sweep (two methods x k=1,2), two SLURM jobs at a time."""
+    sweep, store = tmp_path / "sweep", tmp_path / "store"
+    start = time.time()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.run",
+            "-m",
+            "sweep=k_scaling",
+            "launcher=slurm",
+            *SMALL,
+            "method.k=1,2",
+            f"benchmark.data_dir={data}",
+            f"store_dir={store}",
+            f"hydra.sweep.dir={sweep}",
+            "hydra.launcher.cpus_per_task=1",
+            "hydra.launcher.mem_gb=4",
+            "hydra.launcher.timeout_min=60",
+            "hydra.launcher.array_parallelism=2",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    print(f"2x2 sweep through submitit: {time.time() - start:.0f} s")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    points = sorted(p.parent for p in sweep.glob("*/metrics.json"))
+    assert [p.name for p in points] == ["0", "1", "2", "3"]
+    labels = {
+        label
+        for p in points
+        for label in json.loads((p / "metrics.json").read_text())["configurations"]
+    }
+    assert {"self_moa(k=1)", "self_moa(k=2)"} <= labels
+    assert any(label.startswith("self_moa_seq") for label in labels)
+    # 2 greedy + 2 samples per item, generated once for all four points, even concurrently
+    proposals = [r for r in store_lines(store) if r["stage"] == "propose"]
+    assert len(proposals) == len({r["key"] for r in proposals}) == PROPOSALS
+    made = sum(
+        s["made"]
+        for p in points
+        for s in json.loads((p / "metrics.json").read_text())["stages"]
+        if s["stage"] == "propose"
+    )
+    assert made == PROPOSALS
+    ids = [i for p in points for i in wandb_ids(p)]
+    assert sorted(ids) == sorted(run_id(str(p)) for p in points)
+    group = f"k_scaling-{sweep.parent.name}_{sweep.name}"
+    for p in points:
+        assert group.encode() in next((p / "wandb").glob("offline-run-*/run-*.wandb")).read_bytes()
