@@ -11,6 +11,8 @@ for model in qwen2.5-coder-0.5b-instruct smollm2-135m-instruct gemma-3-270m; do
   for bench in gsm8k math500 mmlu mmlu_redux cruxeval alpaca_eval mt_bench; do
     dir="$out/${bench}_${model}"
     [ -f "$dir/metrics.json" ] && continue
+    # vLLM on CPU slows down many times over when two engines share the cores: wait for others
+    while pgrep -f "python -m harness\.(run|agreement) " > /dev/null; do sleep 20; done
     start=$(date +%s)
     .venv/bin/python -m harness.run method=single baseline=false "model=$model" \
       "benchmark=$bench" "benchmark.limit=$n" logger.mode=disabled "hydra.run.dir=$dir" "$@" \
