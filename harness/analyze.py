@@ -174,8 +174,10 @@ def configurations(runs: list[Run], embedder: Embedder) -> list[Configuration]:
         for r in run.records:
             by_label[r["configuration"]].append(r)
         for label, rs in by_label.items():
-            signature = tuple(
-                sorted((str(r["item_id"]), str(r.get("turn")), r["final_text"] or "") for r in rs)
+            signature = sorted(
+                (str(r["item_id"]), str(r.get("turn")), r["final_text"] or "")
+                + tuple(p["text"] for p in r["proposals"])
+                for r in rs
             )
             key = (run.benchmark, label)
             if key in signatures:
