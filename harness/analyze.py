@@ -9,15 +9,17 @@ Usage:
 Per configuration (a label in records.jsonl; the same label in two runs of one benchmark is
 kept once when its records are identical, else suffixed with the run's Hydra overrides), with
 every value computed per record (an item, or an item's turn), averaged per item, then over items:
-  t    the ensemble's final score, in percent (the headline metric: accuracy, win rate, rating);
-  q    the mean score of its proposals, in percent;
+  t    the ensemble's final score (the headline metric: accuracy, win rate, rating), in percent
+       when a run's scores lie in [0, 1], else on the benchmark's own scale (MT-Bench 1-10);
+  q    the mean score of its proposals, on the same scale;
   q_K  K-norm quality, K = 1..4: the power mean (mean_i s_i^K)^(1/K) of the item's proposal
-       scores s_i (in [0, 1], or the benchmark's rating scale), in percent. q_1 = q; as K grows
+       scores s_i, on the same scale. q_1 = q; as K grows
        q_K moves from the mean towards the best proposal, so it rewards an item having one
        strong proposal (the paper's exact formula was not recovered; this is ours);
   d    the Vendi score of the proposals' sentence embeddings (cosine kernel, harness.diversity);
   d_ngram   the Vendi score over word 1-2-gram counts (model-free cross-check);
-  answers   the number of distinct extracted answers among the proposals (when there are any).
+  answers   the number of distinct extracted answers among the proposals, a missing answer
+            counting as one more (the column is left out when no proposal has an answer).
 Then, per benchmark, the regression t = alpha*q + beta*d + gamma (harness.regression) over the
 configurations of the methods in --methods that have the most common number of proposals (the
 Vendi score ranges over 1..k, so points with other k are not comparable), Self-MoA (one proposer
@@ -142,7 +144,13 @@ def power_mean(scores: list[float], k: int) -> float:
     return float(np.mean(np.power(scores, k)) ** (1 / k))
 
 
-def record_measures(r: dict, embeddings: dict[str, np.ndarray]) -> dict[str, float]:
+def score_scale(records: list[dict]) -> float:
+    """100 (percent) when every score lies in [0, 1], else 1 (a rating scale)."""
+    scores = [r["score"] for r in records] + [p["score"] for r in records for p in r["proposals"]]
+    return 100.0 if all(0 <= s <= 1 for s in scores) else 1.0
+
+
+def record_measures(r: dict, embeddings: dict[str, np.ndarray], scale: float) -> dict[str, float]:
     """Every measure of one record; NaN where it has no proposals or no extractable answer."""
     nan = float("nan")
     ps = r["proposals"]
@@ -150,15 +158,15 @@ def record_measures(r: dict, embeddings: dict[str, np.ndarray]) -> dict[str, flo
     texts = [p["text"] for p in ps]
     answers = distinct_answers([p["answer"] for p in ps]) if ps else None
     out = {
-        "t": 100 * float(r["score"]),
-        "q": 100 * float(np.mean(scores)) if ps else nan,
+        "t": scale * float(r["score"]),
+        "q": scale * float(np.mean(scores)) if ps else nan,
         "d": vendi(np.stack([embeddings[x] for x in texts])) if ps else nan,
         "d_ngram": ngram_vendi(texts) if ps else nan,
         "answers": nan if answers is None else float(answers),
         "tokens": float(r["generated_tokens"]),
     }
     for k in K_NORMS[1:]:
-        out[f"q{k}"] = 100 * power_mean(scores, k) if ps else nan
+        out[f"q{k}"] = scale * power_mean(scores, k) if ps else nan
     return out
 
 
@@ -170,6 +178,7 @@ def configurations(runs: list[Run], embedder: Embedder) -> list[Configuration]:
     confs: dict[tuple[str, str], Configuration] = {}
     signatures: dict[tuple[str, str], tuple] = {}
     for run in runs:
+        scale = score_scale(run.records)
         by_label: dict[str, list[dict]] = defaultdict(list)
         for r in run.records:
             by_label[r["configuration"]].append(r)
@@ -201,7 +210,7 @@ def configurations(runs: list[Run], embedder: Embedder) -> list[Configuration]:
             )
             per_record: dict[str, list[dict]] = defaultdict(list)
             for r in rs:
-                per_record[str(r["item_id"])].append(record_measures(r, embeddings))
+                per_record[str(r["item_id"])].append(record_measures(r, embeddings, scale))
             conf.per_item = {
                 item: {
                     m: float(np.nanmean([v[m] for v in vs]))
@@ -316,19 +325,26 @@ def fmt(x: float, digits: int = 1) -> str:
 
 
 def configuration_table(confs: list[Configuration], chosen: list[Configuration]) -> str:
-    head = (
-        "| configuration | method | kind | k | items | t | q | q_2 | q_3 | q_4 | d (Vendi) "
-        "| d (n-gram Vendi) | distinct answers | gen tok/item | in fit |"
-    )
-    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    columns = [  # (header, measure, digits)
+        ("t", "t", 1),
+        ("q", "q", 1),
+        ("q_2", "q2", 1),
+        ("q_3", "q3", 1),
+        ("q_4", "q4", 1),
+        ("d (Vendi)", "d", 2),
+        ("d (n-gram Vendi)", "d_ngram", 2),
+        ("distinct answers", "answers", 2),
+        ("gen tok/item", "tokens", 0),
+    ]
+    if all(c.mean("answers") != c.mean("answers") for c in confs):  # no extractable answers
+        columns = [col for col in columns if col[1] != "answers"]
+    head = ["configuration", "method", "kind", "k", "items", *(h for h, _, _ in columns), "in fit"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in sorted(confs, key=lambda c: -c.mean("t")):
-        rows.append(
-            f"| {c.label} | {c.method} | {c.kind} | {c.k} | {len(c.per_item)} "
-            f"| {fmt(c.mean('t'))} | {fmt(c.mean('q'))} "
-            f"| {fmt(c.mean('q2'))} | {fmt(c.mean('q3'))} | {fmt(c.mean('q4'))} "
-            f"| {fmt(c.mean('d'), 2)} | {fmt(c.mean('d_ngram'), 2)} | {fmt(c.mean('answers'), 2)} "
-            f"| {fmt(c.mean('tokens'), 0)} | {'yes' if c in chosen else ''} |"
-        )
+        cells = [c.label, c.method, c.kind, c.k, len(c.per_item)]
+        cells += [fmt(c.mean(m), digits) for _, m, digits in columns]
+        cells.append("yes" if c in chosen else "")
+        rows.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(rows)
 
 
@@ -419,10 +435,10 @@ def report(results: dict, methods: list[str], all_k: bool) -> str:
         f"Analysed: `{results['path']}` ({len(results['runs'])} run directories). "
         f"Embedding model: `{results['embedding_model']}`. Written by `python -m harness.analyze`.",
         "",
-        "t: the ensemble's final score (%); q: mean proposal score (%); q_K: power mean of order "
-        "K of an item's proposal scores (%), averaged over items; d: Vendi score of the proposals' "
-        "sentence embeddings (cosine); n-gram Vendi over word 1-2-grams; distinct answers among "
-        "the proposals. All per item, then averaged over items.",
+        "t: the ensemble's final score; q: mean proposal score; q_K: power mean of order K of "
+        "an item's proposal scores; d: Vendi score of the proposals' sentence embeddings "
+        "(cosine); n-gram Vendi over word 1-2-grams; distinct answers among the proposals. "
+        "All per item, then averaged over items; scores in [0, 1] are shown in percent.",
         f"Regression: t = α·q + β·d + γ with q, d standardized over the configurations of "
         f"methods {', '.join(methods)}"
         + ("" if all_k else " with the most common number of proposals")
@@ -446,7 +462,7 @@ def report(results: dict, methods: list[str], all_k: bool) -> str:
             out += [
                 "### Self-MoA vs Mixed-MoA",
                 "",
-                "| | configuration | t (%) | 95% CI |",
+                "| | configuration | t | 95% CI |",
                 "|---|---|---|---|",
                 *[
                     f"| {r['role']} | {r['label']} | {r['t']:.1f} "

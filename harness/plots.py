@@ -41,8 +41,8 @@ def qd_plane(rows: list[dict], benchmark: str, path: Path) -> Path:
         for r in sel:
             ax.annotate(r["short"], (r["q"], r["d"]), fontsize=6, xytext=(3, 3),
                         textcoords="offset points")  # fmt: skip
-    fig.colorbar(points, ax=ax, label="t (ensemble score, %)")
-    ax.set_xlabel("q: mean proposal score (%)")
+    fig.colorbar(points, ax=ax, label="t (ensemble score)")
+    ax.set_xlabel("q: mean proposal score")
     ax.set_ylabel("d: Vendi score of the proposals (embeddings)")
     ax.set_title(f"{benchmark}: quality vs diversity of the proposals")
     ax.legend(loc="best", fontsize=8)
@@ -62,7 +62,7 @@ def self_vs_mixed(bars: dict[str, list[dict]], path: Path) -> Path:
             capsize=6,
         )
         ax.set_xticks(list(xs), [f"{r['role']}\n{r['label']}" for r in rows], fontsize=7)
-        ax.set_ylabel("t (%)")
+        ax.set_ylabel("t")
         ax.set_title(benchmark)
     fig.suptitle("Self-MoA vs Mixed-MoA (95% bootstrap intervals over items)", fontsize=10)
     return _save(fig, path)
@@ -78,7 +78,7 @@ def score_vs_k(lines: dict[str, list[dict]], benchmark: str, path: Path) -> Path
     left.set_xlabel("k (proposals)")
     right.set_xlabel("generated tokens per item (proposals + aggregation)")
     for ax in (left, right):
-        ax.set_ylabel("t (%)")
+        ax.set_ylabel("t")
         ax.legend(fontsize=8)
     fig.suptitle(f"{benchmark}: Self-MoA and Self-MoA-Seq against k and compute", fontsize=10)
     return _save(fig, path)

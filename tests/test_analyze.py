@@ -176,6 +176,7 @@ def test_analysis_writes_report_plots_and_json_and_reuses_embeddings(tmp_path):
     assert bench["self_vs_mixed"]["self_best_model"] == "self_moa(q)"
     report = (run / "report.md").read_text()
     assert "| dataset | α (quality) | β (diversity) | R² |" in report
+    assert "| distinct answers |" in report
     assert "### Self-MoA vs Mixed-MoA" in report
     for png in ("qd_gsm8k.png", "self_vs_mixed.png", "k_gsm8k.png"):
         assert (run / png).read_bytes()[:4] == b"\x89PNG"
@@ -250,3 +251,21 @@ def test_minilm_embeddings_see_paraphrases_as_less_diverse_than_unrelated_texts(
     again = Embedder("minilm", tmp_path / "cache")
     again.embed(paraphrases)
     assert (again.found, again.computed) == (3, 0)
+
+
+def test_rated_turns_are_averaged_per_item_on_their_own_scale_without_answer_column(tmp_path):
+    records = []
+    for r in study_records(items=5):
+        for turn in (1, 2):  # MT-Bench style: two records per item, ratings 1..10, no answers
+            rated = json.loads(json.dumps(r))
+            rated["turn"] = turn
+            rated["score"] = 1 + 9 * r["score"] if turn == 1 else 5.0
+            for p in rated["proposals"]:
+                p["score"], p["answer"] = 1 + 9 * p["score"], None
+            records.append(rated)
+    run = write_run(tmp_path / "run", records)
+    results = analyze(run, FakeEmbedder(tmp_path / "cache"), ["self_moa", "mixed_moa"], False, 0, 0)
+    confs = results["benchmarks"]["gsm8k"]["configurations"]
+    assert all(1 <= c["t"] <= 10 and 1 <= c["q"] <= 10 for c in confs.values())
+    assert all(c["items"] == 5 for c in confs.values())
+    assert "| distinct answers |" not in (run / "report.md").read_text()
