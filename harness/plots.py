@@ -79,7 +79,7 @@ def score_vs_k(lines: dict[str, list[dict]], benchmark: str, path: Path) -> Path
     right.set_xlabel("generated tokens per item (proposals + aggregation)")
     for ax in (left, right):
         ax.set_ylabel("t")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="best")
     fig.suptitle(f"{benchmark}: Self-MoA and Self-MoA-Seq against k and compute", fontsize=10)
     return _save(fig, path)
 
