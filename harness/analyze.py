@@ -380,7 +380,9 @@ def analyze(
     for bench in benchmarks:
         mine = [c for c in confs if c.benchmark == bench]
         chosen = regression_set(mine, methods, all_k)
+        metric = next(r.metric for r in runs if r.benchmark == bench)
         out: dict = {
+            "metric": f"{bench}/{metric}",
             "configurations": {
                 c.label: {
                     "method": c.method,
@@ -391,7 +393,7 @@ def analyze(
                     **{m: c.mean(m) for m in MEASURES},
                 }
                 for c in mine
-            }
+            },
         }
         try:
             out["fits"] = {q: asdict(f) for q, f in fit_benchmark(chosen, draws, seed).items()}
@@ -445,7 +447,7 @@ def report(results: dict, methods: list[str], all_k: bool) -> str:
         + "; α, β in points of t per standard deviation; ± is the standard error (OLS).",
     ]
     for bench, b in results["benchmarks"].items():
-        out += ["", f"## {bench}", ""]
+        out += ["", f"## {bench} (t = `{b['metric']}`)", ""]
         if "fits" in b:
             fits = {
                 (bench if q == "q" else f"{bench}, q_{q[1:]} in place of q"): Fit(
