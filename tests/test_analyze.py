@@ -1,0 +1,271 @@
+"""The quality-versus-diversity analysis on synthetic run directories (a fake embedding model);
+one slow test embeds through the real MiniLM model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from itertools import combinations_with_replacement
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from harness.analyze import AnalysisError, analyze, main, power_mean
+from harness.diversity import Embedder, distinct_answers, ngram_vendi, vendi_of
+from harness.regression import FitError, fit
+
+MODELS = {"q": "strong", "s": "weak", "g": "rambler"}
+ACCURACY = {"q": 0.8, "s": 0.2, "g": 0.0}
+
+
+class FakeModel:
+    """Deterministic 'embeddings': hashed bag of words, so equal texts embed equally."""
+
+    def encode(self, texts, **kwargs):
+        out = np.zeros((len(texts), 64), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in text.split():
+                out[i, int(hashlib.md5(word.encode()).hexdigest(), 16) % 64] += 1
+        return out
+
+
+class FakeEmbedder(Embedder):
+    def __init__(self, cache_dir):
+        super().__init__("fake-bow", cache_dir)
+        self.loads = 0
+
+    def _load(self):
+        self.loads += 1
+        return FakeModel()
+
+
+def proposal(model: str, text: str, answer: str | None, score: float) -> dict:
+    return {
+        "model": model,
+        "sample_index": 0,
+        "text": text,
+        "answer": answer,
+        "score": score,
+        "prompt_tokens": 10,
+        "generated_tokens": 20,
+        "finish_reason": "stop",
+    }
+
+
+def record(label: str, method: str, item: int, proposals: list[dict], score: float) -> dict:
+    return {
+        "configuration": label,
+        "method": method,
+        "item_id": f"i{item}",
+        "question": "?",
+        "reference": "1",
+        "proposals": proposals,
+        "final_text": f"final {label} {item} {score}",
+        "answer": "1" if score else "2",
+        "score": score,
+        "outcome": "ok",
+        "calls": len(proposals) + 1,
+        "prompt_tokens": 100,
+        "generated_tokens": 20 * len(proposals) + 30,
+    }
+
+
+def study_records(items: int = 8, seed: int = 0, k: int = 6) -> list[dict]:
+    """All multisets of size k over q/s/g; the final score follows the proposals' quality."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for mix in ("".join(c) for c in combinations_with_replacement("qsg", k)):
+        method, label = ("self_moa", f"self_moa({mix[0]})") if len(set(mix)) == 1 else (
+            "mixed_moa",
+            f"mixed_moa({mix})",
+        )  # fmt: skip
+        for i in range(items):
+            ps = []
+            for j, letter in enumerate(mix):
+                correct = float(rng.random() < ACCURACY[letter])
+                text = f"{letter} item {i} sample {j} " + ("right" if correct else f"wrong {j}")
+                ps.append(proposal(MODELS[letter], text, "1" if correct else str(j + 2), correct))
+            quality = np.mean([p["score"] for p in ps])
+            records.append(record(label, method, i, ps, float(rng.random() < quality)))
+    return records
+
+
+def write_run(path: Path, records: list[dict], overrides: list[str] | None = None) -> Path:
+    path.mkdir(parents=True)
+    (path / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (path / "metrics.json").write_text(json.dumps({"benchmark": "gsm8k", "metric": "acc"}))
+    (path / "config.yaml").write_text(yaml.safe_dump({"logger": {"group": "test"}}))
+    if overrides is not None:
+        (path / ".hydra").mkdir()
+        (path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    return path
+
+
+def test_vendi_of_identical_texts_is_one_and_of_orthogonal_texts_is_n():
+    assert vendi_of(np.ones((4, 8))) == pytest.approx(1.0)
+    assert vendi_of(np.eye(4)) == pytest.approx(4.0)
+    assert vendi_of(np.eye(4)[:1]) == 1.0
+
+
+def test_ngram_vendi_grows_with_different_texts():
+    same = ngram_vendi(["the answer is 4"] * 3)
+    different = ngram_vendi(["the answer is 4", "cats sleep all day", "blue sky, red sun"])
+    assert same == pytest.approx(1.0)
+    assert different > 2.5
+
+
+def test_ngram_vendi_counts_an_empty_text_as_its_own_kind():
+    assert ngram_vendi(["", "", "some words"]) == pytest.approx(2.0, abs=0.3)
+
+
+def test_distinct_answers_counts_missing_answers_once_and_none_when_no_answers():
+    assert distinct_answers(["1", "1", None, "2", None]) == 3
+    assert distinct_answers([None, None]) is None
+
+
+def test_power_mean_k1_is_the_mean_and_grows_towards_the_best_with_k():
+    scores = [1.0, 0.0, 0.0, 0.0]
+    assert power_mean(scores, 1) == pytest.approx(0.25)
+    assert power_mean(scores, 2) == pytest.approx(0.5)
+    assert power_mean(scores, 4) == pytest.approx(0.25**0.25)
+    assert power_mean([0.3, 0.3], 3) == pytest.approx(0.3)
+    with pytest.raises(AnalysisError, match=">= 0"):
+        power_mean([-1.0, 1.0], 2)
+
+
+def test_fit_recovers_known_coefficients():
+    rng = np.random.default_rng(1)
+    q, d = rng.normal(size=30), rng.normal(size=30)
+    zq, zd = (q - q.mean()) / q.std(ddof=1), (d - d.mean()) / d.std(ddof=1)
+    result = fit(3 * zq + 1 * zd + 10, q, d)
+    assert (result.alpha, result.beta, result.gamma) == pytest.approx((3, 1, 10))
+    assert result.r2 == pytest.approx(1.0)
+    assert result.n == 30
+
+
+def test_fit_refuses_without_more_configurations_than_parameters():
+    with pytest.raises(FitError, match="3 configurations"):
+        fit(np.array([1.0, 2, 3]), np.array([1.0, 2, 4]), np.array([3.0, 1, 2]))
+
+
+def test_fit_warns_below_the_minimum(caplog):
+    rng = np.random.default_rng(2)
+    with caplog.at_level(logging.WARNING):
+        fit(rng.normal(size=5), rng.normal(size=5), rng.normal(size=5))
+    assert "only 5 configurations" in caplog.text
+
+
+def test_fit_refuses_constant_diversity():
+    with pytest.raises(FitError, match="d is the same"):
+        fit(np.arange(5.0), np.arange(5.0) ** 2, np.ones(5))
+
+
+def test_analysis_writes_report_plots_and_json_and_reuses_embeddings(tmp_path):
+    run = write_run(tmp_path / "run", study_records())
+    first = FakeEmbedder(tmp_path / "cache")
+    results = analyze(run, first, ["self_moa", "mixed_moa"], False, draws=50, seed=0)
+    assert first.computed > 0 and first.loads == 1
+    bench = results["benchmarks"]["gsm8k"]
+    assert sum(c["in_fit"] for c in bench["configurations"].values()) == 28
+    assert bench["fits"]["q"]["n"] == 28
+    assert bench["fits"]["q"]["alpha"] > 0  # t was drawn from the proposals' quality
+    assert bench["fits"]["q"]["diff_ci"] is not None
+    assert bench["self_vs_mixed"]["self_best_model"] == "self_moa(q)"
+    report = (run / "report.md").read_text()
+    assert "| dataset | α (quality) | β (diversity) | R² |" in report
+    assert "| distinct answers |" in report
+    assert "### Self-MoA vs Mixed-MoA" in report
+    for png in ("qd_gsm8k.png", "self_vs_mixed.png", "k_gsm8k.png"):
+        assert (run / png).read_bytes()[:4] == b"\x89PNG"
+        assert f"]({png})" in report
+    assert json.loads((run / "analysis.json").read_text())["embeddings"]["computed"] > 0
+
+    second = FakeEmbedder(tmp_path / "cache")
+    again = analyze(run, second, ["self_moa", "mixed_moa"], False, draws=50, seed=0)
+    assert (second.computed, second.loads) == (0, 0)
+    assert second.found == first.computed
+    assert again["benchmarks"]["gsm8k"]["fits"] == bench["fits"]
+
+
+def test_analysis_reports_a_refused_fit_instead_of_failing(tmp_path):
+    records = [
+        r for r in study_records() if r["configuration"] in ("self_moa(q)", "mixed_moa(qqqsss)")
+    ]
+    run = write_run(tmp_path / "run", records)
+    results = analyze(run, FakeEmbedder(tmp_path / "cache"), ["self_moa", "mixed_moa"], False, 0, 0)
+    assert "2 configurations" in results["benchmarks"]["gsm8k"]["fit_error"]
+    assert "No regression: 2 configurations" in (run / "report.md").read_text()
+
+
+def test_sweep_keeps_identical_configurations_once_and_tells_different_ones_apart(tmp_path):
+    sweep = tmp_path / "sweep"
+    write_run(sweep / "0", study_records(seed=0), ["seed=0"])
+    write_run(sweep / "1", study_records(seed=0), ["seed=0"])  # the same configurations again
+    other = study_records(seed=5)  # same labels, other generations
+    for r in other:
+        r["final_text"] += " (seed 5)"
+    write_run(sweep / "2", other, ["seed=5"])
+    results = analyze(
+        sweep, FakeEmbedder(tmp_path / "cache"), ["self_moa", "mixed_moa"], False, 0, 0
+    )
+    labels = set(results["benchmarks"]["gsm8k"]["configurations"])
+    assert len(results["runs"]) == 3
+    assert len(labels) == 56
+    assert "mixed_moa(qqqsss)" in labels and "mixed_moa(qqqsss) [seed=5]" in labels
+
+
+def test_cli_rejects_a_directory_without_runs(tmp_path, capsys):
+    assert main([str(tmp_path), "--no-wandb"]) == 2
+    assert "no records.jsonl" in capsys.readouterr().err
+
+
+def test_cli_writes_the_report_without_wandb(tmp_path, monkeypatch):
+    run = write_run(tmp_path / "run", study_records(items=4))
+    monkeypatch.setattr(
+        "harness.analyze.Embedder", lambda model, cache, device: FakeEmbedder(cache)
+    )
+    assert (
+        main([str(run), "--cache-dir", str(tmp_path / "c"), "--bootstrap", "20", "--no-wandb"]) == 0
+    )
+    assert (run / "report.md").exists() and not (run / "wandb").exists()
+
+
+@pytest.mark.slow
+def test_minilm_embeddings_see_paraphrases_as_less_diverse_than_unrelated_texts(tmp_path):
+    embedder = Embedder("minilm", tmp_path / "cache", device="cpu")
+    paraphrases = [
+        "The answer is 18 dollars.",
+        "She makes $18 a day.",
+        "So the total is 18 dollars.",
+    ]
+    unrelated = ["The answer is 18 dollars.", "Photosynthesis needs light.", "Paris is in France."]
+    vectors = embedder.embed(paraphrases + unrelated)
+    assert next(iter(vectors.values())).shape == (384,)
+    low = vendi_of(np.stack([vectors[t] for t in paraphrases]))
+    high = vendi_of(np.stack([vectors[t] for t in unrelated]))
+    assert 1.0 < low < high < 3.0
+    assert (embedder.found, embedder.computed) == (0, 5)
+    again = Embedder("minilm", tmp_path / "cache")
+    again.embed(paraphrases)
+    assert (again.found, again.computed) == (3, 0)
+
+
+def test_rated_turns_are_averaged_per_item_on_their_own_scale_without_answer_column(tmp_path):
+    records = []
+    for r in study_records(items=5):
+        for turn in (1, 2):  # MT-Bench style: two records per item, ratings 1..10, no answers
+            rated = json.loads(json.dumps(r))
+            rated["turn"] = turn
+            rated["score"] = 1 + 9 * r["score"] if turn == 1 else 5.0
+            for p in rated["proposals"]:
+                p["score"], p["answer"] = 1 + 9 * p["score"], None
+            records.append(rated)
+    run = write_run(tmp_path / "run", records)
+    results = analyze(run, FakeEmbedder(tmp_path / "cache"), ["self_moa", "mixed_moa"], False, 0, 0)
+    confs = results["benchmarks"]["gsm8k"]["configurations"]
+    assert all(1 <= c["t"] <= 10 and 1 <= c["q"] <= 10 for c in confs.values())
+    assert all(c["items"] == 5 for c in confs.values())
+    assert "| distinct answers |" not in (run / "report.md").read_text()
