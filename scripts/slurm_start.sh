@@ -67,15 +67,7 @@ PartitionName=high  Nodes=ALL Default=NO  MaxTime=INFINITE State=UP PriorityTier
 EOF
 )
 
-# A daemon is alive if its pid file names a process that is not a zombie and has the right name
-# (killed daemons linger as zombies here, and pids are reused).
-alive() {
-  local pid
-  pid=$(cat "$2" 2>/dev/null) || return 1
-  [ -r "/proc/$pid/stat" ] || return 1
-  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ] || return 1
-  ! awk '{exit !($3 == "Z" || $3 == "X")}' "/proc/$pid/stat"
-}
+. "$(dirname "$0")/slurm_alive.sh"
 
 changed=0
 if [ "$(cat /etc/slurm/slurm.conf 2>/dev/null)" != "$conf" ]; then

@@ -5,13 +5,7 @@
 set -euo pipefail
 case "${1:-}" in -h|--help) sed -n '2,4p' "$0"; exit 0 ;; ""|--purge) ;; *) echo "usage: $0 [--purge]" >&2; exit 2 ;; esac
 
-alive() {
-  local pid
-  pid=$(cat "$2" 2>/dev/null) || return 1
-  [ -r "/proc/$pid/stat" ] || return 1
-  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ] || return 1
-  ! awk '{exit !($3 == "Z" || $3 == "X")}' "/proc/$pid/stat"
-}
+. "$(dirname "$0")/slurm_alive.sh"
 
 if alive slurmctld /run/slurmctld.pid; then scancel --user=root 2>/dev/null || true; fi
 for spec in slurmd:/run/slurmd.pid slurmctld:/run/slurmctld.pid munged:/run/munge/munged.pid; do

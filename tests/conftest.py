@@ -19,14 +19,18 @@ PROBLEMS = [
 ]
 
 
+def write_gsm8k(root: Path) -> Path:
+    """`root/gsm8k/test.jsonl` holding PROBLEMS; returns `root` (a benchmark.data_dir)."""
+    (root / "gsm8k").mkdir(parents=True)
+    (root / "gsm8k" / "test.jsonl").write_text(
+        "".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in PROBLEMS)
+    )
+    return root
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "data" / "gsm8k"
-    d.mkdir(parents=True)
-    with (d / "test.jsonl").open("w") as f:
-        for q, a in PROBLEMS:
-            f.write(json.dumps({"question": q, "answer": a}) + "\n")
-    return tmp_path / "data"
+    return write_gsm8k(tmp_path / "data")
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from tests.conftest import write_gsm8k
+
 pytestmark = pytest.mark.slow
 
 
@@ -41,14 +43,7 @@ def comparable(records: list[dict]) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from tests.conftest import PROBLEMS
-
-    data = tmp_path_factory.mktemp("data")
-    (data / "gsm8k").mkdir()
-    (data / "gsm8k" / "test.jsonl").write_text(
-        "".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in PROBLEMS)
-    )
-    return data
+    return write_gsm8k(tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.tracking import run_id
+from tests.conftest import write_gsm8k
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [
@@ -50,14 +51,7 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from tests.conftest import PROBLEMS
-
-    data = tmp_path_factory.mktemp("data")
-    (data / "gsm8k").mkdir()
-    (data / "gsm8k" / "test.jsonl").write_text(
-        "".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in PROBLEMS)
-    )
-    return data
+    return write_gsm8k(tmp_path_factory.mktemp("data"))
 
 
 def submit(run_dir: Path, store: Path, data: Path, *extra: str) -> str:
