@@ -1,8 +1,8 @@
 """Experiment tracking: W&B (offline by default) or a do-nothing stand-in, so callers never branch.
 
-Summary keys are the same in every run: `<benchmark>/<metric>` (acc, win_rate or score), `cost/<x>`,
-`time/<stage>_s`, for the
-run's main configuration; the baseline's go under `baseline/`. Offline runs live in
+Summary keys are the same in every run: `<benchmark>/<metric>` (acc, win_rate or score),
+`cost/<x>`, `time/<stage>_s`, for the run's main configuration; the baseline's go under
+`baseline/`. Offline runs live in
 `<run_dir>/wandb/` and are uploaded later with `wandb sync <run_dir>/wandb/offline-run-*`.
 
 The run id is derived from the run directory, so a requeued or resumed job (same directory)
