@@ -95,6 +95,9 @@ def test_prompt_shows_the_function_and_the_call(crux_dir):
         ("So the output is 'cba'.", "'cba'"),
         ("f returns `[3, 6]`.", "[3, 6]"),
         ("Output: True", "True"),
+        ("[1, 2]", "[1, 2]"),  # a bare value is the whole response
+        ("  'cba'\n", "'cba'"),
+        ("f('abc')", None),  # ... unless it restates the call
         ("[ANSWER]f('abc')[/ANSWER]", None),  # the call restated is no answer
         ("I am not sure what this does.", None),
         ("", None),

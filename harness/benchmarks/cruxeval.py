@@ -17,6 +17,7 @@ rule; a candidate must parse as one Python expression, else it is passed over):
   3. a ```python fence holding exactly one expression,
   4. "output is X" / "returns X" / "Output: X" (X to the end of the line, backticks and a
      trailing period dropped),
+  5. the whole response, when it is one Python expression (a bare `[1, 2]`),
 and None otherwise.
 Scoring runs, in the sandbox (harness.sandbox, a separate contained process), the function,
 then `f(<input>) == eval(<answer>)` with the answer evaluated in a namespace of its own (so an
@@ -40,11 +41,11 @@ from harness.benchmarks.base import Benchmark, Item
 
 log = logging.getLogger(__name__)
 
+# No example values in the request: the 0.5B models copied an example ("[1, 2]") as their answer.
 INSTRUCTION = (
     "What does `f({input})` return? Think it through step by step if you need to. Then give "
-    "the return value as a Python literal between [ANSWER] and [/ANSWER], for example "
-    "[ANSWER]'hello'[/ANSWER] or [ANSWER][1, 2][/ANSWER]. Write only the value there, not "
-    "the call."
+    "the return value as a Python literal between [ANSWER] and [/ANSWER]. Write only the value "
+    "there, not the call."
 )
 
 _TAGGED = re.compile(r"\[ANSWER\](.*?)(?:\[/ANSWER\]|\Z)", re.DOTALL | re.IGNORECASE)
@@ -116,7 +117,9 @@ def extract_answer(text: str) -> str | None:
     stated = [
         re.sub(r"\.$", "", s.strip().strip("`").strip()).strip("`") for s in _STATED.findall(text)
     ]
-    return _last_valid(stated)
+    if (found := _last_valid(stated)) is not None:
+        return found
+    return _value(text)
 
 
 def grading_program(code: str, call_args: str, answer: str) -> str:
