@@ -24,10 +24,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from harness import benchmarks
+from harness.benchmarks import Item
 from harness.config import ConfigError, RunConfig, to_run_config
-from harness.engine import Sampling
-from harness.judge import pairwise_messages, pairwise_verdict
-from harness.methods import ModelSlot, run_stage
+from harness.methods import ModelSlot, judge_all
 from harness.metrics import format_table, mean, mean_ci
 from harness.store import Store
 
@@ -85,32 +85,33 @@ def agreement(rows: list[dict], scores: list[float | None]) -> dict:
 
 
 def measure(run: RunConfig, slot: ModelSlot, store: Store) -> dict[str, dict]:
-    """Judge every annotated pair in both orders (one batched stage) and score the agreement."""
+    """Judge every annotated pair as `benchmark=alpaca_eval` judges an answer (both orders, one
+    batched stage), with the reference as output_1 and the model's output as the answer."""
+    bench = benchmarks.get(run.benchmark)
     data_dir = Path(run.benchmark.data_dir or ".").expanduser()
-    per_model, requests = {}, []
-    sampling = Sampling(
-        n=1, temperature=0.0, top_p=1.0, max_tokens=run.benchmark.judge_max_tokens, seed=run.seed
-    )
+    per_model, responses = {}, []
     for model in ANNOTATED:
         rows, skipped = read_annotations(data_dir, model, run.benchmark.limit)
         if skipped:
             log.warning("%s: skipped %d annotations (first: %s)", model, len(skipped), skipped[0])
-        per_model[model] = (rows, len(requests))
+        per_model[model] = (rows, len(responses))
         for r in rows:
-            for first, second in ((r["output_2"], r["output_1"]), (r["output_1"], r["output_2"])):
-                requests.append((pairwise_messages(r["instruction"], first, second), sampling))
-    outputs, _, stats = run_stage(slot, store, "judge", run.benchmark.judge, requests)
+            item = Item(
+                id=f"{model}/{r['index']}", question=r["instruction"], reference=r["output_1"]
+            )
+            responses.append((item, bench.messages(item), r["output_2"]))
+    stages: list = []
+    judged = judge_all(bench, slot, store, run.benchmark.judge, run.seed, stages, responses)
     log.info(
-        "judged %d prompts in %.1f s (%d from the store)", len(requests), stats.gen_s, stats.found
+        "judged %d pairs in %.1f s (%d prompts from the store)",
+        len(responses),
+        stages[0].gen_s,
+        stages[0].found,
     )
-    results = {}
-    for model, (rows, start) in per_model.items():
-        scores = []
-        for i in range(len(rows)):
-            pair = outputs[start + 2 * i : start + 2 * i + 2]
-            replies = [o.completions[0].text if o.completions else None for o in pair]
-            scores.append(pairwise_verdict(replies)[0])
-        results[model] = (rows, scores)
+    results = {
+        model: (rows, [score for score, _ in judged[start : start + len(rows)]])
+        for model, (rows, start) in per_model.items()
+    }
     table = {model: agreement(rows, scores) for model, (rows, scores) in results.items()}
     table["all"] = agreement(
         [r for rows, _ in results.values() for r in rows],

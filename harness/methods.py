@@ -507,9 +507,10 @@ def execute(
             )
         jobs = answer(tasks, slot, store, seed, stages)
         done += jobs
-    if not bench.judged:
-        return [make_record(job, bench, grader(bench)) for job in done], stages
-    grade = judged_grader(done, bench, slot, store, judge, seed, stages)
+    if bench.judged:
+        grade = judged_grader(done, bench, slot, store, judge, seed, stages)
+    else:
+        grade = grader(bench)
     return [make_record(job, bench, grade) for job in done], stages
 
 
@@ -642,6 +643,38 @@ def grader(bench: Benchmark) -> Grader:
     return grade
 
 
+def judge_all(
+    bench: Benchmark,
+    slot: ModelSlot,
+    store: Store,
+    judge: str,
+    seed: int,
+    stages: list[StageStats],
+    responses: list[tuple[Item, Conversation, str]],
+) -> list[tuple[float | None, dict]]:
+    """(score, judgment) of each (item, conversation, response), judged in one batched stage."""
+    sampling = Sampling(
+        n=1, temperature=0.0, top_p=1.0, max_tokens=bench.cfg.judge_max_tokens, seed=seed
+    )
+    spans, requests = [], []
+    for item, conversation, text in responses:
+        convs = bench.judge_conversations(item, conversation, text)
+        spans.append((len(requests), len(convs)))
+        requests += [(conv, sampling) for conv in convs]
+    outputs, _, stats = run_stage(slot, store, "judge", judge, requests)
+    stages.append(stats)
+    results = []
+    for (first, n), (item, _, _) in zip(spans, responses, strict=True):
+        outs = outputs[first : first + n]
+        replies = [o.completions[0].text if o.completions else None for o in outs]
+        score, verdicts = bench.verdict(item, replies)
+        judgment = {"replies": replies, "verdicts": verdicts}
+        if error := next((o.error for o in outs if o.error), None):
+            judgment["error"] = error
+        results.append((score, judgment))
+    return results
+
+
 def judged_grader(
     jobs: list[Job],
     bench: Benchmark,
@@ -654,30 +687,17 @@ def judged_grader(
     """Judge every distinct (conversation, response) of the jobs in one batched stage."""
     if judge is None:
         raise ConfigError(f"{bench.label} is judged: set benchmark.judge")
-    wanted: dict[tuple[str, str], tuple[Job, str]] = {}
+    wanted: dict[tuple[str, str], tuple[Item, Conversation, str]] = {}
     for job in jobs:
         final = job.final_text(bench.extract_answer)
         for text in [p["text"] for p in job.proposals] + ([final] if final is not None else []):
-            wanted.setdefault((conversation_key(job.conversation), text), (job, text))
-    sampling = Sampling(
-        n=1, temperature=0.0, top_p=1.0, max_tokens=bench.cfg.judge_max_tokens, seed=seed
-    )
-    spans, requests = {}, []
-    for key, (job, text) in wanted.items():
-        convs = bench.judge_conversations(job.item, job.conversation, text)
-        spans[key] = (len(requests), len(convs))
-        requests += [(conv, sampling) for conv in convs]
-    outputs, _, stats = run_stage(slot, store, "judge", judge, requests)
-    stages.append(stats)
+            key = (conversation_key(job.conversation), text)
+            wanted.setdefault(key, (job.item, job.conversation, text))
+    judged = judge_all(bench, slot, store, judge, seed, stages, list(wanted.values()))
+    by_key = dict(zip(wanted, judged, strict=True))
 
     def grade(job: Job, text: str) -> dict:
-        first, n = spans[(conversation_key(job.conversation), text)]
-        outs = outputs[first : first + n]
-        replies = [o.completions[0].text if o.completions else None for o in outs]
-        score, verdicts = bench.verdict(job.item, replies)
-        judgment = {"replies": replies, "verdicts": verdicts}
-        if any(o.error for o in outs):
-            judgment["error"] = next(o.error for o in outs if o.error)
+        score, judgment = by_key[(conversation_key(job.conversation), text)]
         return {"answer": None, "score": score, "judgment": judgment}
 
     return grade

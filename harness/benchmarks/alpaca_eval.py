@@ -31,13 +31,9 @@ class AlpacaEval(JudgedBenchmark):
 
     def read(self) -> Iterator[Item]:
         for where, index, record in self.rows():
-            instruction, output = record.get("instruction"), record.get("output")
-            if not isinstance(instruction, str) or not instruction.strip():
-                self.report.skipped.append(f"{where}: missing or empty 'instruction'")
+            if (fields := self.texts(where, record, "instruction", "output")) is None:
                 continue
-            if not isinstance(output, str) or not output.strip():
-                self.report.skipped.append(f"{where}: missing or empty reference 'output'")
-                continue
+            instruction, output = fields
             yield Item(id=f"alpaca_eval/{index}", question=instruction, reference=output)
 
     def rows(self) -> Iterator[tuple[str, int, dict]]:

@@ -96,6 +96,16 @@ class Benchmark(ABC):
     def score(self, item: Item, answer: str | None) -> float:
         """1.0 for a correct answer, 0.0 otherwise (None is wrong)."""
 
+    def texts(self, where: str, record: dict, *keys: str) -> list[str] | None:
+        """The record's fields `keys`, each a non-empty string; else None, the first bad one
+        recorded in `report.skipped` as "<where>: missing or empty '<key>'"."""
+        for key in keys:
+            value = record.get(key)
+            if not isinstance(value, str) or not value.strip():
+                self.report.skipped.append(f"{where}: missing or empty '{key}'")
+                return None
+        return [record[key] for key in keys]
+
     def followup(self, item: Item, turn: int) -> Item:
         """The item of user turn `turn` (> 1) of a multi-turn item."""
         refs = item.turn_references

@@ -75,10 +75,9 @@ class GSM8K(Benchmark):
 
     def read(self) -> Iterator[Item]:
         for where, index, record in self.jsonl_rows(f"gsm8k/{self.cfg.split}.jsonl"):
-            question, solution = record.get("question"), record.get("answer")
-            if not isinstance(question, str) or not question.strip():
-                self.report.skipped.append(f"{where}: missing or empty 'question'")
+            if (fields := self.texts(where, record, "question")) is None:
                 continue
+            question, solution = fields[0], record.get("answer")
             if not isinstance(solution, str) or (gold := reference_answer(solution)) is None:
                 self.report.skipped.append(f"{where}: 'answer' has no '#### <number>' line")
                 continue

@@ -71,13 +71,9 @@ class MATH500(Benchmark):
 
     def read(self) -> Iterator[Item]:
         for where, index, record in self.jsonl_rows(f"math500/{self.cfg.split}.jsonl"):
-            problem, answer = record.get("problem"), record.get("answer")
-            if not isinstance(problem, str) or not problem.strip():
-                self.report.skipped.append(f"{where}: missing or empty 'problem'")
+            if (fields := self.texts(where, record, "problem", "answer")) is None:
                 continue
-            if not isinstance(answer, str) or not answer.strip():
-                self.report.skipped.append(f"{where}: missing or empty 'answer'")
-                continue
+            problem, answer = fields
             yield Item(
                 id=f"math500/{self.cfg.split}/{index}", question=problem, reference=answer.strip()
             )
