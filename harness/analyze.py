@@ -45,6 +45,7 @@ import numpy as np
 import yaml
 
 from harness import plots
+from harness.benchmarks.base import TURN_SUFFIX
 from harness.diversity import DEFAULT_EMBEDDING_MODEL, Embedder, distinct_answers, ngram_vendi
 from harness.diversity import vendi_of as vendi
 from harness.regression import Fit, FitError, fit, table4, with_bootstrap
@@ -147,26 +148,27 @@ def power_mean(scores: list[float], k: int) -> float:
 def score_scale(records: list[dict]) -> float:
     """100 (percent) when every score lies in [0, 1], else 1 (a rating scale)."""
     scores = [r["score"] for r in records] + [p["score"] for r in records for p in r["proposals"]]
-    return 100.0 if all(0 <= s <= 1 for s in scores) else 1.0
+    return 100.0 if all(0 <= s <= 1 for s in scores if s is not None) else 1.0
 
 
 def record_measures(r: dict, embeddings: dict[str, np.ndarray], scale: float) -> dict[str, float]:
     """Every measure of one record; NaN where it has no proposals or no extractable answer."""
     nan = float("nan")
     ps = r["proposals"]
-    scores = [float(p["score"]) for p in ps]
+    # a judge reply that could not be read scores None: left out, like metrics.summarize does
+    scores = [float(p["score"]) for p in ps if p["score"] is not None]
     texts = [p["text"] for p in ps]
     answers = distinct_answers([p["answer"] for p in ps]) if ps else None
     out = {
-        "t": scale * float(r["score"]),
-        "q": scale * float(np.mean(scores)) if ps else nan,
+        "t": nan if r["score"] is None else scale * float(r["score"]),
+        "q": scale * float(np.mean(scores)) if scores else nan,
         "d": vendi(np.stack([embeddings[x] for x in texts])) if ps else nan,
         "d_ngram": ngram_vendi(texts) if ps else nan,
         "answers": nan if answers is None else float(answers),
         "tokens": float(r["generated_tokens"]),
     }
     for k in K_NORMS[1:]:
-        out[f"q{k}"] = scale * power_mean(scores, k) if ps else nan
+        out[f"q{k}"] = scale * power_mean(scores, k) if scores else nan
     return out
 
 
@@ -209,8 +211,9 @@ def configurations(runs: list[Run], embedder: Embedder) -> list[Configuration]:
                 k=Counter(len(r["proposals"]) for r in rs).most_common(1)[0][0],
             )
             per_record: dict[str, list[dict]] = defaultdict(list)
-            for r in rs:
-                per_record[str(r["item_id"])].append(record_measures(r, embeddings, scale))
+            for r in rs:  # the turns of a multi-turn item count as one item
+                item = str(r["item_id"]).removesuffix(TURN_SUFFIX.format(r.get("turn", 1)))
+                per_record[item].append(record_measures(r, embeddings, scale))
             conf.per_item = {
                 item: {
                     m: float(np.nanmean([v[m] for v in vs]))

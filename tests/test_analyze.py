@@ -259,10 +259,13 @@ def test_rated_turns_are_averaged_per_item_on_their_own_scale_without_answer_col
         for turn in (1, 2):  # MT-Bench style: two records per item, ratings 1..10, no answers
             rated = json.loads(json.dumps(r))
             rated["turn"] = turn
+            if turn == 2:  # the id harness.methods gives a second turn
+                rated["item_id"] += "/turn2"
             rated["score"] = 1 + 9 * r["score"] if turn == 1 else 5.0
             for p in rated["proposals"]:
                 p["score"], p["answer"] = 1 + 9 * p["score"], None
             records.append(rated)
+    records[1]["score"] = records[1]["proposals"][0]["score"] = None  # judge replies not read
     run = write_run(tmp_path / "run", records)
     results = analyze(run, FakeEmbedder(tmp_path / "cache"), ["self_moa", "mixed_moa"], False, 0, 0)
     confs = results["benchmarks"]["gsm8k"]["configurations"]

@@ -19,6 +19,9 @@ from harness.config import BenchmarkConfig
 log = logging.getLogger(__name__)
 
 
+TURN_SUFFIX = "/turn{}"  # the id of turn t > 1 of a multi-turn item: "<item id>/turn<t>"
+
+
 @dataclass(frozen=True)
 class Item:
     id: str  # stable across runs: "<benchmark>/<split>/<index in the source file>"
@@ -111,7 +114,7 @@ class Benchmark(ABC):
         refs = item.turn_references
         return replace(
             item,
-            id=f"{item.id}/turn{turn}",
+            id=item.id + TURN_SUFFIX.format(turn),
             question=item.turns[turn - 1],
             reference=refs[turn - 1] if len(refs) >= turn else "",
             turn=turn,
