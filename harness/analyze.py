@@ -498,6 +498,9 @@ def report(results: dict, methods: list[str], all_k: bool) -> str:
     return "\n".join(out)
 
 
+FIT_KEYS = ("n", "alpha", "se_alpha", "p_alpha", "beta", "se_beta", "p_beta", "r2")
+
+
 def mirror(path: Path, results: dict, mode: str) -> None:
     """Log the tables and images to W&B, in the analysed runs' group (offline by default)."""
     import wandb
@@ -524,37 +527,14 @@ def mirror(path: Path, results: dict, mode: str) -> None:
                 columns=columns,
                 data=[[label, *v.values()] for label, v in b["configurations"].items()],
             )
-            for q, f in b.get("fits", {}).items():
-                for key in ("alpha", "beta", "se_alpha", "se_beta", "p_alpha", "p_beta", "r2", "n"):
+            fits = b.get("fits", {})
+            for q, f in fits.items():
+                for key in FIT_KEYS:
                     wrun.summary[f"{bench}/fit_{q}/{key}"] = f[key]
-            if b.get("fits"):
-                rows = [
-                    [
-                        q,
-                        f["n"],
-                        f["alpha"],
-                        f["se_alpha"],
-                        f["p_alpha"],
-                        f["beta"],
-                        f["se_beta"],
-                        f["p_beta"],
-                        f["r2"],
-                    ]
-                    for q, f in b["fits"].items()
-                ]
+            if fits:
                 payload[f"{bench}/regression"] = wandb.Table(
-                    columns=[
-                        "quality",
-                        "n",
-                        "alpha",
-                        "se_alpha",
-                        "p_alpha",
-                        "beta",
-                        "se_beta",
-                        "p_beta",
-                        "r2",
-                    ],
-                    data=rows,
+                    columns=["quality", *FIT_KEYS],
+                    data=[[q, *(f[key] for key in FIT_KEYS)] for q, f in fits.items()],
                 )
         for image in results["images"]:
             payload[f"plots/{Path(image).stem}"] = wandb.Image(image)
