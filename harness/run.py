@@ -132,6 +132,7 @@ def study(run: RunConfig) -> dict:
             "metric": f"{bench.name}/{bench.metric}",
             "items": len(items),
             "malformed_skipped": bench.report.skipped,
+            "score_outcomes": dict(bench.score_outcomes),
             "configurations": summary,
             "stages": [asdict(s) | {"tokens_per_s": s.tokens_per_s} for s in stages],
             "time/prepare_s": prepare_s,

@@ -141,7 +141,7 @@ def test_score_runs_the_function_in_the_sandbox(items_and_bench, index, answer, 
 def test_identical_answers_are_graded_once(items_and_bench):
     items, b = items_and_bench
     assert [b.score(items[0], "'cba'") for _ in range(3)] == [1.0] * 3
-    assert b.sandbox_outcomes == {"ok": 1}
+    assert b.score_outcomes == {"ok": 1}
 
 
 def test_sandbox_failures_score_zero_and_are_counted_apart(items_and_bench, caplog):
@@ -150,7 +150,7 @@ def test_sandbox_failures_score_zero_and_are_counted_apart(items_and_bench, capl
     assert b.score(items[0], "__import__('time').sleep(30)") == 0.0
     assert b.score(items[0], "'x' * 10**10") == 0.0
     assert b.score(items[0], "'abc'") == 0.0
-    assert b.sandbox_outcomes == {"timeout": 1, "memory": 1, "error": 1}
+    assert b.score_outcomes == {"timeout": 1, "memory": 1, "error": 1}
     assert "sandbox timeout on cruxeval/test/0" in caplog.text
 
 

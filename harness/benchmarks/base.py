@@ -10,6 +10,7 @@ import json
 import logging
 import re
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -65,6 +66,9 @@ class Benchmark(ABC):
     def __init__(self, cfg: BenchmarkConfig):
         self.cfg = cfg
         self.report = LoadReport(source="")
+        # how scoring went where it can fail apart from a wrong answer (CRUXEval: the sandbox's
+        # status per graded answer); written to metrics.json as `score_outcomes`
+        self.score_outcomes: Counter[str] = Counter()
 
     def load(self) -> list[Item]:
         """Valid items (at most `limit`); malformed records are counted in `report`."""

@@ -22,9 +22,9 @@ and None otherwise.
 Scoring runs, in the sandbox (harness.sandbox, a separate contained process), the function,
 then `f(<input>) == eval(<answer>)` with the answer evaluated in a namespace of its own (so an
 answer of `f(...)` cannot restate the question): 1.0 when that holds, 0.0 otherwise. A timeout,
-memory or CPU limit, or a crash is also 0.0, and is logged and counted in `sandbox_outcomes`
-apart from plain wrong answers (`error`). Identical (code, input, answer) triples are graded
-once per run.
+memory or CPU limit, or a crash is also 0.0, and is logged and counted in metrics.json's
+`score_outcomes` apart from plain wrong answers (`error`). Identical (code, input, answer)
+triples are graded once per run.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from __future__ import annotations
 import ast
 import logging
 import re
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -139,7 +138,6 @@ class CRUXEval(Benchmark):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.sandbox_outcomes: Counter[str] = Counter()  # status of every sandbox run
         self._graded: dict[tuple[str, str, str], float] = {}
 
     def read(self) -> Iterator[Item]:
@@ -175,7 +173,7 @@ class CRUXEval(Benchmark):
         key = (item.code, item.input, answer)
         if key not in self._graded:
             result = sandbox.run(grading_program(item.code, item.input, answer), self.limits)
-            self.sandbox_outcomes[result.status] += 1
+            self.score_outcomes[result.status] += 1
             if result.status not in ("ok", "error"):
                 log.warning(
                     "%s: sandbox %s on %s (answer %.60r): %s",
