@@ -178,12 +178,10 @@ def validate(run: RunConfig) -> None:
 
 
 def validate_judge(run: RunConfig) -> None:
-    from harness.benchmarks import REGISTRY
+    from harness.benchmarks import benchmark_class
 
     b = run.benchmark
-    if b.name not in REGISTRY:
-        raise ConfigError(f"benchmark.name={b.name!r}; allowed: {', '.join(sorted(REGISTRY))}")
-    if not REGISTRY[b.name].judged:
+    if not benchmark_class(b.name).judged:
         if b.judge is not None:
             raise ConfigError(f"benchmark.judge is only used by judged benchmarks, not {b.name}")
         return

@@ -9,7 +9,7 @@ from harness.benchmarks.gsm8k import GSM8K
 from harness.benchmarks.math500 import MATH500
 from harness.benchmarks.mmlu import MMLU, MMLURedux
 from harness.benchmarks.mt_bench import MTBench
-from harness.config import BenchmarkConfig
+from harness.config import BenchmarkConfig, ConfigError
 
 REGISTRY: dict[str, type[Benchmark]] = {
     "alpaca_eval": AlpacaEval,
@@ -22,10 +22,22 @@ REGISTRY: dict[str, type[Benchmark]] = {
 }
 
 
+def benchmark_class(name: str) -> type[Benchmark]:
+    if name not in REGISTRY:
+        raise ConfigError(f"benchmark.name={name!r}; allowed: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]
+
+
 def get(cfg: BenchmarkConfig) -> Benchmark:
-    if cfg.name not in REGISTRY:
-        raise ValueError(f"benchmark.name={cfg.name!r}; allowed: {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[cfg.name](cfg)
+    return benchmark_class(cfg.name)(cfg)
 
 
-__all__ = ["Benchmark", "Item", "JudgedBenchmark", "LoadReport", "REGISTRY", "get"]
+__all__ = [
+    "Benchmark",
+    "Item",
+    "JudgedBenchmark",
+    "LoadReport",
+    "REGISTRY",
+    "benchmark_class",
+    "get",
+]
