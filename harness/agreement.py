@@ -151,7 +151,7 @@ def agreement_table(table: dict[str, dict]) -> str:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from harness.engine import VllmEngine
+    from harness.engines.vllm import VllmEngine
     from harness.run import prepare_models
 
     try:

@@ -15,15 +15,13 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from harness.errors import ConfigError
+
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 METHODS = ("single", "majority_vote", "self_moa", "mixed_moa", "self_moa_seq", "usc")
 CONTEXT_POLICIES = ("shorten", "drop_longest", "fail", "seq")
 LOGGER_MODES = ("offline", "online", "disabled")
 PHASES = ("all", "propose")
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot be run."""
 
 
 @dataclass
@@ -74,6 +72,7 @@ class BenchmarkConfig:
 @dataclass
 class EngineConfig:
     name: str = MISSING
+    kind: str = "vllm"  # which engine module loads models (harness.engines.KINDS)
     env: dict[str, str] = field(default_factory=dict)  # set before vLLM is imported
     kwargs: dict[str, Any] = field(default_factory=dict)  # passed straight to vllm.LLM
 

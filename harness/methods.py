@@ -31,7 +31,6 @@ import hashlib
 import json
 import logging
 import random
-import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -39,7 +38,9 @@ from dataclasses import dataclass, field, replace
 
 from harness.benchmarks import Benchmark, Item
 from harness.config import ConfigError, MethodConfig, ModelConfig, RunConfig
-from harness.engine import Completion, Conversation, Engine, Output, Sampling, model_identity
+from harness.engines import Completion, Conversation, Engine, Output, Sampling
+from harness.engines.vllm import model_identity
+from harness.records import Generation
 from harness.prompts import aggregation_messages, parse_usc_choice, usc_messages
 from harness.store import Store, generation_key
 
@@ -215,16 +216,10 @@ def run_stage(
                 errors[i] = out
                 continue
             for j, c in enumerate(out.completions, start=first):
-                found[i][j] = {
-                    "key": keys[i][j],
-                    "model": identity,
-                    "stage": stage,
-                    "sample_index": j,
-                    "text": c.text,
-                    "tokens": c.tokens,
-                    "finish_reason": c.finish_reason,
-                    "prompt_tokens": out.prompt_tokens,
-                }
+                found[i][j] = Generation(
+                    keys[i][j], identity, stage, j, c.text, c.tokens, c.finish_reason,
+                    out.prompt_tokens,
+                )
                 new.append(found[i][j])
                 made[i] += c.tokens
                 stats.made += 1
@@ -244,8 +239,8 @@ def run_stage(
     results = [
         errors.get(i)
         or Output(
-            got[0]["prompt_tokens"],
-            tuple(Completion(g["text"], g["tokens"], g["finish_reason"]) for g in got),
+            got[0].prompt_tokens,
+            tuple(Completion(g.text, g.tokens, g.finish_reason) for g in got),
         )
         for i, got in enumerate(found)
     ]
@@ -261,7 +256,6 @@ def shortened(texts: list[str], factor: float) -> list[str]:
 
 
 MAX_CONTEXT_ACTIONS = 4  # then the item fails as prompt_too_long (the prompt alone is too long)
-_TOO_LONG = re.compile(r"(\d+) tokens >= max_model_len (\d+)")
 
 
 @dataclass
@@ -427,15 +421,14 @@ class Job:
             policy == "drop_longest" and len(self.responses) == 1
         )
         if policy == "fail" or hopeless:
-            self.error, self.done = out.error, True
+            self.error, self.done = out.message, True
         elif policy == "drop_longest":
             longest = max(range(len(self.responses)), key=lambda i: len(self.responses[i]))
             del self.responses[longest], self.index[longest]
         elif policy == "seq" and self.mode != "self_moa_seq":
             self.mode, self.synthesis, self.seq_next = "self_moa_seq", None, 0
         else:  # shorten (also when a Self-MoA-Seq window itself does not fit)
-            match = _TOO_LONG.search(out.error or "")
-            prompt, limit = (int(match[1]), int(match[2])) if match else (2, 1)
+            prompt, limit = out.prompt_tokens, out.context_limit
             room = limit - self.conf.method.aggregator_max_tokens  # leave room for the answer
             # chars to cut, assuming tokens are spread evenly over the prompt's characters
             sent = sum(len(m["content"]) for m in self.pending[0][1])
@@ -593,7 +586,7 @@ def answer(
         for model, count in task.conf.proposers if not error else ():
             fields = (m.temperature, m.top_p, m.max_tokens)
             out, rate = pool[(model, fields, conversation_key(task.conversation))]
-            error = error or out.error
+            error = error or out.message
             proposals += [
                 {
                     "model": model,
@@ -669,7 +662,7 @@ def judge_all(
         replies = [o.completions[0].text if o.completions else None for o in outs]
         score, verdicts = bench.verdict(item, replies)
         judgment = {"replies": replies, "verdicts": verdicts}
-        if error := next((o.error for o in outs if o.error), None):
+        if error := next((o.message for o in outs if o.error), None):
             judgment["error"] = error
         results.append((score, judgment))
     return results

@@ -87,7 +87,7 @@ def prepare_models(run: RunConfig) -> dict[str, float]:
 
 def study(run: RunConfig) -> dict:
     """Load items, run every configuration stage by stage, score, write the run directory."""
-    from harness.engine import VllmEngine
+    from harness.engines.vllm import VllmEngine
 
     rundir = RunDir(run.run_dir)
     rundir.write_config(run)
@@ -187,7 +187,7 @@ def study(run: RunConfig) -> dict:
 
 def propose_phase(run: RunConfig) -> dict:
     """Phase 1 of the two-phase SLURM pattern: only the proposal stages, into the store."""
-    from harness.engine import VllmEngine
+    from harness.engines.vllm import VllmEngine
 
     bench = benchmarks.get(run.benchmark)
     items = bench.load()

@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from harness.records import Generation
+
 log = logging.getLogger(__name__)
 
 
@@ -48,7 +50,7 @@ class Store:
         self.shard = (
             self.root / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
         )
-        self.records: dict[str, dict] = {}
+        self.records: dict[str, Generation] = {}
         self.torn = 0
         self.read_to: dict[Path, tuple[int, int]] = {}  # shard -> (bytes, lines) already read
         self.torn_tails: set[tuple[Path, int]] = set()  # unterminated last lines, reported
@@ -69,9 +71,9 @@ class Store:
             for line in data[:end].splitlines():
                 lineno += 1
                 try:
-                    record = json.loads(line)
-                    key = record["key"]
-                except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+                    record = Generation.from_json(json.loads(line))
+                    key = record.key
+                except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, KeyError, TypeError):
                     self.torn += 1
                     log.warning("store: skipping torn or invalid record %s:%d", path, lineno)
                     continue
@@ -109,19 +111,19 @@ class Store:
             for f in reversed(held):
                 f.close()  # closing releases the flock
 
-    def get(self, key: str) -> dict | None:
+    def get(self, key: str) -> Generation | None:
         return self.records.get(key)
 
-    def put(self, records: list[dict]) -> None:
-        """Append records (each with a `key`) to this process's shard, durably."""
+    def put(self, records: list[Generation]) -> None:
+        """Append generations to this process's shard, durably."""
         if not records:
             return
         with self.shard.open("a", encoding="utf-8") as f:
-            f.write("".join(json.dumps(r) + "\n" for r in records))
+            f.write("".join(json.dumps(r.to_json()) + "\n" for r in records))
             f.flush()
             os.fsync(f.fileno())
         for r in records:
-            self.records.setdefault(r["key"], r)
+            self.records.setdefault(r.key, r)
 
     def __len__(self) -> int:
         return len(self.records)

@@ -32,7 +32,7 @@ from harness.config import (
     load_model_config,
     to_run_config,
 )
-from harness.engine import Sampling, VllmEngine
+from harness.engines.vllm import Sampling, VllmEngine
 from harness.methods import ModelSlot, configurations, execute, item_seed, run_stage
 from harness.prompts import aggregation_messages
 from harness.store import Store

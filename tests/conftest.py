@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from harness.config import BenchmarkConfig, compose
-from harness.engine import Completion, Output, Sampling
+from harness.engines import Completion, Output, Sampling, too_long
 from harness.judge import PAIRWISE_REQUEST
+from harness.records import Generation
 
 # Our own problems in GSM8K's format (not taken from the dataset).
 PROBLEMS = [
@@ -41,6 +42,11 @@ def bench_cfg(data_dir: Path) -> BenchmarkConfig:
 compose_config = compose
 
 
+def generation(key: str, text: str) -> Generation:
+    """A stored generation with only its key and text mattering."""
+    return Generation(key, "model", "propose", 0, text, 1, "stop", 1)
+
+
 class FakeEngine:
     """Answers '#### <seed + j>' for sample j; records every call. Stands in for VllmEngine.
 
@@ -58,13 +64,7 @@ class FakeEngine:
         for conv, p in zip(conversations, params, strict=True):
             chars = sum(len(m["content"]) for m in conv)
             if chars > self.max_prompt_chars:
-                outs.append(
-                    Output(
-                        chars,
-                        (),
-                        f"prompt_too_long: {chars} tokens >= max_model_len {self.max_prompt_chars}",
-                    )
-                )
+                outs.append(too_long(chars, self.max_prompt_chars))
                 continue
             last = conv[-1]["content"]
             if "most consistent" in last:  # a USC selection prompt

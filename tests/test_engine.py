@@ -6,7 +6,8 @@ SmolLM2 cannot do arithmetic, so these tests check format, batching and determin
 import pytest
 
 from harness.config import load_model_config
-from harness.engine import Sampling, VllmEngine
+from harness.engines import Sampling
+from harness.engines.vllm import VllmEngine
 from tests.conftest import compose_config
 
 pytestmark = pytest.mark.slow

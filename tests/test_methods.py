@@ -10,7 +10,7 @@ from harness.methods import ModelSlot, configurations, execute, item_seed
 from harness.metrics import summarize, wilson
 from harness.prompts import AGGREGATOR_INSTRUCTION
 from harness.store import Store
-from tests.conftest import FakeEngine
+from tests.conftest import FakeEngine, generation
 
 MODELS = {n: ModelConfig(name=n, path=f"org/{n}", revision="r1") for n in ("small", "big")}
 
@@ -203,10 +203,10 @@ def test_store_skips_a_torn_last_record_and_regenerates_it(setup, tmp_path, capl
 def test_concurrent_writers_use_separate_shards(tmp_path):
     a, b = Store(tmp_path), Store(tmp_path)
     assert a.shard != b.shard
-    a.put([{"key": "k1", "text": "x"}])
-    b.put([{"key": "k2", "text": "y"}])
+    a.put([generation("k1", "x")])
+    b.put([generation("k2", "y")])
     c = Store(tmp_path)
-    assert {c.get("k1")["text"], c.get("k2")["text"]} == {"x", "y"} and c.torn == 0
+    assert {c.get("k1").text, c.get("k2").text} == {"x", "y"} and c.torn == 0
 
 
 def test_missing_runs():
@@ -218,7 +218,7 @@ def test_missing_runs():
 
 
 def test_generation_key_ignores_seed_and_n_but_not_temperature():
-    from harness.engine import Sampling
+    from harness.engines import Sampling
     from harness.store import generation_key
 
     conv = [{"role": "user", "content": "q"}]
@@ -399,7 +399,7 @@ def test_baseline_greedy_for_each_proposer_model_of_a_study():
 
 
 def test_model_identity_tracks_checksum_folder_contents_and_revision(tmp_path):
-    from harness.engine import model_identity
+    from harness.engines.vllm import model_identity
 
     gguf = model_identity(ModelConfig(name="x", gguf="smollm2-135m-instruct"))
     assert gguf.startswith("gguf:smollm2-135m-instruct-b179c9523d0e")

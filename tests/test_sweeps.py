@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from harness.config import ConfigError, compose, options, to_run_config
 from harness.store import Store
 from harness.tracking import run_files, run_id
+from tests.conftest import generation
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,21 +97,22 @@ def test_claim_waits_for_the_holder_then_sees_its_records(tmp_path):
         thread.start()
         time.sleep(0.3)
         assert thread.is_alive() and not seen  # blocked on the lock
-        holder.put([{"key": "k1", "text": "made once"}])
+        holder.put([generation("k1", "made once")])
     thread.join(5)
-    assert seen == [{"key": "k1", "text": "made once"}]
+    assert [g.text for g in seen] == ["made once"]
 
 
 def test_refresh_reads_only_new_whole_lines(tmp_path):
     reader = Store(tmp_path)
     shard = tmp_path / "other.jsonl"
-    shard.write_text(json.dumps({"key": "a"}) + "\n" + '{"key": "b", "te')  # b being written
+    a, b = (json.dumps(generation(k, "y").to_json()) for k in "ab")
+    shard.write_text(a + "\n" + b[:20])  # b being written
     reader.refresh()
     assert reader.get("a") and reader.get("b") is None and reader.torn == 1
     with shard.open("a") as f:
-        f.write('xt": "y"}\n')
+        f.write(b[20:] + "\n")
     reader.refresh()
-    assert reader.get("b") == {"key": "b", "text": "y"} and reader.torn == 1
+    assert reader.get("b") == generation("b", "y") and reader.torn == 1
 
 
 def test_signal_raises_preempted_so_the_run_closes_cleanly(monkeypatch):

@@ -1,14 +1,8 @@
-"""The generation engine: vLLM in-process, one resident model, one batched chat call per stage.
+"""In-process vLLM: one resident model, one batched `LLM.chat` call per stage.
 
-Contract (what `harness.methods` relies on, and what the fake engine in the tests mimics):
-    engine = VllmEngine(model_cfg, engine_cfg, seed)   # loads; engine.load_s = seconds
-    outs = engine.chat(conversations, params)          # len(outs) == len(conversations)
-    outs[i].completions                                # params[i].n completions, in sample order
-    engine.close()                                     # releases the model before the next loads
 Every conversation goes through the model's own chat template (or the model config's override).
-`SamplingParams(n=k, seed=s)`: vLLM gives sample j the seed s + j, so the k samples of an item
-repeat exactly, and sample j does not depend on k.
-A conversation longer than the context is not sent: its Output carries `error` and no completions.
+vLLM gives sample j of `SamplingParams(n=k, seed=s)` the seed s + j (see harness.engines.base).
+A conversation longer than the context is not sent: its Output is `too_long`.
 """
 
 from __future__ import annotations
@@ -18,52 +12,13 @@ import hashlib
 import logging
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from harness.config import EngineConfig, ModelConfig
+from harness.engines.base import Completion, Conversation, Output, Sampling, too_long
 from harness.progress import Progress
 
 log = logging.getLogger(__name__)
-
-Conversation = list[dict[str, str]]
-
-
-@dataclass(frozen=True)
-class Sampling:
-    n: int = 1
-    temperature: float = 0.0
-    top_p: float = 1.0
-    max_tokens: int = 512
-    seed: int | None = None
-
-    def generation_fields(self) -> dict:
-        """What changes a generation's distribution, without n and seed (those index samples)."""
-        return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens}
-
-
-@dataclass(frozen=True)
-class Completion:
-    text: str
-    tokens: int  # generated tokens
-    finish_reason: str | None  # "stop", "length", ...
-
-
-@dataclass(frozen=True)
-class Output:
-    prompt_tokens: int
-    completions: tuple[Completion, ...]
-    error: str | None = None  # why nothing was generated (e.g. the prompt exceeds the context)
-
-
-class Engine(Protocol):
-    model_name: str
-    load_s: float
-
-    def chat(self, conversations: list[Conversation], params: list[Sampling]) -> list[Output]: ...
-
-    def close(self) -> None: ...
 
 
 def model_source(model: ModelConfig) -> str:
@@ -114,6 +69,10 @@ class VllmEngine:
             "loaded %s in %.1f s (max_model_len %d)", model.name, self.load_s, self.max_model_len
         )
 
+    @staticmethod
+    def identity(model: ModelConfig, engine: EngineConfig) -> str:
+        return model_identity(model)
+
     def prompt_tokens(self, conversation: Conversation) -> int:
         text = self.tokenizer.apply_chat_template(
             conversation,
@@ -133,9 +92,7 @@ class VllmEngine:
         for i, conversation in enumerate(conversations):
             n = self.prompt_tokens(conversation)
             if n >= self.max_model_len:  # vLLM needs room for at least one new token
-                outputs[i] = Output(
-                    n, (), f"prompt_too_long: {n} tokens >= max_model_len {self.max_model_len}"
-                )
+                outputs[i] = too_long(n, self.max_model_len)
             else:
                 todo.append(i)
         if len(todo) < len(conversations):
