@@ -26,9 +26,11 @@ from omegaconf import DictConfig
 
 from harness import benchmarks
 from harness.benchmarks import Item
-from harness.config import ConfigError, RunConfig, to_run_config
-from harness.methods import ModelSlot, judge_all
+from harness.config import ConfigError, RunConfig
+from harness.generate import Generator, ModelSlot
 from harness.metrics import format_table, mean, mean_ci
+from harness.plan import checked_run
+from harness.score import judge_all
 from harness.store import Store
 
 log = logging.getLogger(__name__)
@@ -84,7 +86,7 @@ def agreement(rows: list[dict], scores: list[float | None]) -> dict:
     }
 
 
-def measure(run: RunConfig, slot: ModelSlot, store: Store) -> dict[str, dict]:
+def measure(run: RunConfig, gen: Generator) -> dict[str, dict]:
     """Judge every annotated pair as `benchmark=alpaca_eval` judges an answer (both orders, one
     batched stage), with the reference as output_1 and the model's output as the answer."""
     bench = benchmarks.get(run.benchmark)
@@ -100,13 +102,12 @@ def measure(run: RunConfig, slot: ModelSlot, store: Store) -> dict[str, dict]:
                 id=f"{model}/{r['index']}", question=r["instruction"], reference=r["output_1"]
             )
             responses.append((item, bench.messages(item), r["output_2"]))
-    stages: list = []
-    judged = judge_all(bench, slot, store, run.benchmark.judge, run.seed, stages, responses)
+    judged = judge_all(bench, gen, run.benchmark.judge, responses)
     log.info(
         "judged %d pairs in %.1f s (%d prompts from the store)",
         len(responses),
-        stages[0].gen_s,
-        stages[0].found,
+        gen.stages[0].gen_s,
+        gen.stages[0].found,
     )
     results = {
         model: (rows, [score for score, _ in judged[start : start + len(rows)]])
@@ -151,19 +152,18 @@ def agreement_table(table: dict[str, dict]) -> str:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from harness.engines.vllm import VllmEngine
     from harness.run import prepare_models
 
     try:
-        run = to_run_config(cfg, HydraConfig.get().runtime.output_dir)
+        run = checked_run(cfg, HydraConfig.get().runtime.output_dir)
         if run.benchmark.name != "alpaca_eval":
             raise ConfigError(
                 "the agreement check uses AlpacaEval annotations: benchmark=alpaca_eval"
             )
         prepare_models(run)
-        slot = ModelSlot(run.models, lambda m: VllmEngine(m, run.engine, run.seed))
+        slot = ModelSlot(run.models, run.engine, run.seed)
         try:
-            table = measure(run, slot, Store(run.store_dir))
+            table = measure(run, Generator(slot, Store(run.store_dir), run.seed))
         finally:
             slot.close()
     except ConfigError as e:

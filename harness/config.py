@@ -15,12 +15,12 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from harness import methods
 from harness.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-METHODS = ("single", "majority_vote", "self_moa", "mixed_moa", "self_moa_seq", "usc")
-CONTEXT_POLICIES = ("shorten", "drop_longest", "fail", "seq")
 LOGGER_MODES = ("offline", "online", "disabled")
+MAX_LIMIT = 10**6  # items per benchmark
 PHASES = ("all", "propose")
 
 
@@ -33,26 +33,6 @@ class ModelConfig:
     chat_template: str | None = None  # overrides the tokenizer's own template when set
     trust_remote_code: bool = False
     engine_kwargs: dict[str, Any] = field(default_factory=dict)  # merged over engine.kwargs
-
-
-@dataclass
-class MethodConfig:
-    name: str = MISSING
-    label: str | None = None  # name in tables and W&B; derived from the knobs when null
-    model: str | None = None  # proposer model name; null = the run's `model`
-    mixture: str | None = None  # mixed_moa: letter multiset over `letters`, e.g. "qqqsss"
-    layers: int = 2  # self_moa/mixed_moa: proposal layers + final aggregation (3 = 6 + 6 + 1 calls)
-    window: int = 6  # self_moa_seq: responses per aggregation round
-    reserved: int = 3  # self_moa_seq: slots holding the repeated current synthesis
-    shuffle: bool = True  # seeded permutation of proposals in aggregation prompts, per item
-    context_policy: str = "shorten"  # aggregation prompt over the context: see CONTEXT_POLICIES
-    k: int = 1  # proposals per item
-    temperature: float = 0.0
-    top_p: float = 1.0
-    max_tokens: int = 512
-    aggregator: str | None = None  # model config name (conf/model/); null = the proposer model
-    aggregator_temperature: float = 0.0
-    aggregator_max_tokens: int = 512
 
 
 @dataclass
@@ -89,7 +69,8 @@ class LoggerConfig:
 @dataclass
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
-    method: MethodConfig = field(default_factory=MethodConfig)
+    # a method's typed knobs (harness.methods: one Knobs dataclass per method)
+    method: Any = MISSING
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
@@ -98,7 +79,9 @@ class RunConfig:
     run_dir: str = "."
     store_dir: str = "runs/store"  # content-addressed generations, shared by runs and sweeps
     # A study: many configurations in one run (sharing proposals); empty = just `method`.
-    configurations: list[MethodConfig] = field(default_factory=list)
+    # Each row: a method's knobs (`name` and any knobs), or `preset: <conf/method name>` plus
+    # the knobs it changes.
+    configurations: list[Any] = field(default_factory=list)
     letters: dict[str, str] = field(default_factory=dict)  # mixture letter -> model name
     # all: the whole study; propose: only the proposal stages (of `phase_model`, null = every
     # proposer), phase 1 of the two-phase SLURM pattern (slurm/README.md)
@@ -140,11 +123,16 @@ def to_run_config(cfg: DictConfig, run_dir: str | None = None) -> RunConfig:
         raise ConfigError(f"bad config value at {key}: {e.msg if hasattr(e, 'msg') else e}") from e
     if run_dir is not None:
         run.run_dir = run_dir
+    run.method = methods.knobs_from(run.method, "method")
+    run.configurations = [
+        methods.knobs_from(preset_row(row, f"configurations[{i}]"), f"configurations[{i}]")
+        for i, row in enumerate(run.configurations)
+    ]
     validate(run)
     run.models = {run.model.name: run.model}
     for m in run.configurations or [run.method]:
-        names = [m.model, m.aggregator, run.benchmark.judge]
-        names += [run.letters[c] for c in m.mixture or ""]
+        names = [m.model, getattr(m, "aggregator", None), run.benchmark.judge]
+        names += [run.letters[c] for c in getattr(m, "mixture", "")]
         for name in names:
             if name is not None and name not in run.models:
                 run.models[name] = load_model_config(name)
@@ -159,13 +147,20 @@ def to_run_config(cfg: DictConfig, run_dir: str | None = None) -> RunConfig:
 
 def validate(run: RunConfig) -> None:
     b = run.benchmark
-    if run.configurations:
-        for i, m in enumerate(run.configurations):
-            validate_method(m, run, f"configurations[{i}]")
-    else:
-        validate_method(run.method, run, "method")
-    if b.limit is not None and b.limit < 0:
-        raise ConfigError(f"benchmark.limit must be >= 0 or null for all items (got {b.limit})")
+    rows = [(m, f"configurations[{i}]") for i, m in enumerate(run.configurations)]
+    for m, key in rows or [(run.method, "method")]:
+        methods.make(m, key, run.letters)
+        for name in (m.model, getattr(m, "aggregator", None)):
+            if name is not None:
+                load_model_config(name)  # raises with the list of models
+    if b.limit is not None and not 0 <= b.limit <= MAX_LIMIT:
+        raise ConfigError(
+            f"benchmark.limit must be in [0, {MAX_LIMIT}] or null for all items (got {b.limit})"
+        )
+    if b.judge_max_tokens < 1:
+        raise ConfigError(f"benchmark.judge_max_tokens must be >= 1 (got {b.judge_max_tokens})")
+    if b.judge is not None:
+        load_model_config(b.judge)
     if run.logger.mode not in LOGGER_MODES:
         raise ConfigError(f"logger.mode={run.logger.mode!r}; allowed: {', '.join(LOGGER_MODES)}")
     validate_model(run.model, "model")
@@ -173,87 +168,25 @@ def validate(run: RunConfig) -> None:
         raise ConfigError(f"phase={run.phase!r}; allowed: {', '.join(PHASES)}")
     if run.phase_model is not None and run.phase != "propose":
         raise ConfigError("phase_model is only used with phase=propose")
-    validate_judge(run)
 
 
-def validate_judge(run: RunConfig) -> None:
-    from harness.benchmarks import benchmark_class
-
-    b = run.benchmark
-    if not benchmark_class(b.name).judged:
-        if b.judge is not None:
-            raise ConfigError(f"benchmark.judge is only used by judged benchmarks, not {b.name}")
-        return
-    if b.judge is None:
+def preset_row(row, key: str) -> dict:
+    """A study row; `preset: <name>` starts it from conf/method/<name>.yaml."""
+    row = OmegaConf.to_container(row) if OmegaConf.is_config(row) else dict(row)
+    preset = row.pop("preset", None)
+    if preset is None:
+        return row
+    path = CONF_DIR / "method" / f"{preset}.yaml"
+    if not path.is_file():
         raise ConfigError(
-            f"benchmark={b.name} is scored by a judge model: set benchmark.judge to a model "
-            f"(one of: {', '.join(options('model'))})"
+            f"{key}.preset={preset!r} is not a method preset; "
+            f"allowed: {', '.join(options('method'))}"
         )
-    load_model_config(b.judge)
-    if b.judge_max_tokens < 1:
-        raise ConfigError(f"benchmark.judge_max_tokens must be >= 1 (got {b.judge_max_tokens})")
-    for m in run.configurations or [run.method]:
-        if m.name == "majority_vote":
-            raise ConfigError(
-                f"method majority_vote needs extractable answers; {b.name} has none (judged)"
-            )
-
-
-def validate_method(m: MethodConfig, run: RunConfig, key: str) -> None:
-    if m.name not in METHODS:
-        raise ConfigError(f"{key}.name={m.name!r} is not a method; allowed: {', '.join(METHODS)}")
-    if m.k < 1:
-        raise ConfigError(f"{key}.k must be an integer >= 1 (got {m.k})")
-    if m.name == "single" and m.k != 1:
-        raise ConfigError(f"{key}.k must be 1 for method=single (got {m.k}); use self_moa")
-    if m.name in ("single", "majority_vote") and m.aggregator is not None:
-        raise ConfigError(f"{key}.aggregator is not used by {m.name}; set it to null")
-    for name, value, hi in [
-        ("temperature", m.temperature, 5.0),
-        ("aggregator_temperature", m.aggregator_temperature, 5.0),
-        ("top_p", m.top_p, 1.0),
-    ]:
-        if not 0.0 <= value <= hi:
-            raise ConfigError(f"{key}.{name} must be in [0, {hi}] (got {value})")
-    if m.top_p == 0.0:
-        raise ConfigError(f"{key}.top_p must be in (0, 1] (got 0.0)")
-    for name, value in [
-        ("max_tokens", m.max_tokens),
-        ("aggregator_max_tokens", m.aggregator_max_tokens),
-    ]:
-        if value < 1:
-            raise ConfigError(f"{key}.{name} must be >= 1 (got {value})")
-    if m.name not in ("single", "mixed_moa") and m.k > 1 and m.temperature == 0.0:
-        raise ConfigError(
-            f"{key}.temperature=0 with {key}.k={m.k}: greedy samples are identical; "
-            "use a temperature > 0 (the paper uses 0.7)"
-        )
-    for name in (m.model, m.aggregator):
-        if name is not None:
-            load_model_config(name)  # raises with the list of models
-    if m.name == "mixed_moa":
-        if not m.mixture:
-            raise ConfigError(f"{key}.mixture is required for mixed_moa (e.g. 'qqqsss')")
-        unknown = sorted(set(m.mixture) - set(run.letters))
-        if unknown:
-            raise ConfigError(
-                f"{key}.mixture={m.mixture!r}: letters {unknown} are not in "
-                f"letters; known: {dict(run.letters)}"
-            )
-        if m.temperature == 0.0 and any(m.mixture.count(c) > 1 for c in set(m.mixture)):
-            raise ConfigError(f"{key}.temperature=0 repeats a model's samples; use > 0")
-    elif m.mixture is not None:
-        raise ConfigError(f"{key}.mixture is only used by mixed_moa")
-    if m.layers < 2:
-        raise ConfigError(f"{key}.layers must be >= 2 (proposals + aggregation; got {m.layers})")
-    if not 0 <= m.reserved < m.window:
-        raise ConfigError(
-            f"{key}: need 0 <= reserved < window (got reserved={m.reserved}, window={m.window})"
-        )
-    if m.context_policy not in CONTEXT_POLICIES:
-        raise ConfigError(
-            f"{key}.context_policy={m.context_policy!r}; allowed: {', '.join(CONTEXT_POLICIES)}"
-        )
+    base = OmegaConf.to_container(OmegaConf.load(path))
+    for entry in base.pop("defaults", []):  # `/method_schema/<method>@_here_` names the method
+        if isinstance(entry, str) and entry.startswith("/method_schema/"):
+            base.setdefault("name", entry.split("/")[2].split("@")[0])
+    return {**base, **row}
 
 
 def validate_model(model: ModelConfig, key: str) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+from harness.records import Record
+
 
 def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
     """95% Wilson score interval of a proportion (sensible at 0/n and n/n, unlike Wald's)."""
@@ -32,26 +34,35 @@ def mean(scores: list[float]) -> float:
     return sum(scores) / len(scores) if scores else 0.0
 
 
-def summarize(records: list[dict], benchmark: str, metric: str = "acc") -> dict[str, dict]:
+def truncations(rs: list[Record]) -> dict[str, int]:
+    """Generations that stopped at their token cap (finish reason `length`), per stage kind."""
+    judged = [r.judgment for r in rs] + [p.judgment for r in rs for p in r.proposals]
+    return {
+        "truncated/proposals": sum(p.finish_reason == "length" for r in rs for p in r.proposals),
+        "truncated/aggregations": sum(g.finish_reason == "length" for r in rs for g in r.rounds),
+        "truncated/judgements": sum((j or {}).get("truncated", 0) for j in judged),
+    }
+
+
+def summarize(records: list[Record], benchmark: str, metric: str = "acc") -> dict[str, dict]:
     """Per configuration: `<benchmark>/<metric>` and its CI, proposal mean, `cost/...`, outcomes.
 
     A score of None (a judge reply that could not be read) is left out of the means and counted
-    in `scored` and the outcomes; the oracle is the best proposal per item.
+    in `scored` and the outcomes; the oracle is the best proposal per item. `truncated/<stage>`
+    counts generations cut at max_tokens.
     """
     key = f"{benchmark}/{metric}"
-    by_conf: dict[str, list[dict]] = {}
+    by_conf: dict[str, list[Record]] = {}
     for r in records:
-        by_conf.setdefault(r["configuration"], []).append(r)
+        by_conf.setdefault(r.configuration, []).append(r)
     out = {}
     for label, rs in by_conf.items():
-        scores = [r["score"] for r in rs if r["score"] is not None]
+        scores = [r.score for r in rs if r.score is not None]
         lo, hi = mean_ci(scores)
-        proposal_scores = [p["score"] for r in rs for p in r["proposals"] if p["score"] is not None]
-        best = [
-            max(ps) for r in rs if (ps := [p["score"] for p in r["proposals"]]) and None not in ps
-        ]
+        proposal_scores = [p.score for r in rs for p in r.proposals if p.score is not None]
+        best = [max(ps) for r in rs if (ps := [p.score for p in r.proposals]) and None not in ps]
         out[label] = {
-            "method": rs[0]["method"],
+            "method": rs[0].method,
             "items": len(rs),
             "scored": len(scores),
             key: mean(scores),
@@ -59,19 +70,40 @@ def summarize(records: list[dict], benchmark: str, metric: str = "acc") -> dict[
             f"{key}_ci_high": hi,
             f"{benchmark}/proposal_{metric}": mean(proposal_scores),
             f"{benchmark}/oracle_{metric}": mean(best),
-            "cost/calls": sum(r["calls"] for r in rs),
-            "cost/prompt_tokens": sum(r["prompt_tokens"] for r in rs),
-            "cost/generated_tokens": sum(r["generated_tokens"] for r in rs),
-            "time/generate_s": sum(r["gen_s"] for r in rs),
-            "outcomes": dict(Counter(r["outcome"] for r in rs)),
-            "events": dict(Counter(e for r in rs for e in r.get("events", []))),
+            "cost/calls": sum(r.calls for r in rs),
+            "cost/prompt_tokens": sum(r.prompt_tokens for r in rs),
+            "cost/generated_tokens": sum(r.generated_tokens for r in rs),
+            "time/generate_s": sum(r.gen_s for r in rs),
+            **truncations(rs),
+            "outcomes": dict(Counter(r.outcome for r in rs)),
+            "events": dict(Counter(e for r in rs for e in r.events)),
         }
-        turns = sorted({r.get("turn", 1) for r in rs})
+        turns = sorted({r.turn for r in rs})
         if len(turns) > 1:
             for t in turns:
-                turn_scores = [r["score"] for r in rs if r.get("turn", 1) == t]
+                turn_scores = [r.score for r in rs if r.turn == t]
                 out[label][f"{key}_turn{t}"] = mean([x for x in turn_scores if x is not None])
     return out
+
+
+TRUNCATION_KNOBS = {
+    "propose": "method.max_tokens",
+    "aggregate": "method.aggregator_max_tokens",
+    "judge": "benchmark.judge_max_tokens",
+}
+
+
+def truncation_warnings(stages: list[dict], share: float = 0.05) -> list[str]:
+    """A line per stage where more than `share` of the generations stopped at the token cap."""
+    lines = []
+    for s in stages:
+        if s["sequences"] and s.get("truncated", 0) > share * s["sequences"]:
+            knob = TRUNCATION_KNOBS.get(s["stage"].split("-")[0], "max_tokens")
+            lines.append(
+                f"{s['truncated']} of {s['sequences']} generations of stage {s['stage']} on "
+                f"{s['model']} stopped at the token cap: raise {knob}"
+            )
+    return lines
 
 
 def format_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -100,6 +132,7 @@ def summary_table(summary: dict[str, dict], benchmark: str, metric: str = "acc")
                 f"{m['time/generate_s']:.1f}",
                 bad,
                 sum(m["events"].values()),
+                "/".join(str(m[f"truncated/{s}"]) for s in ("proposals", "aggregations")),
             ]
         )
     headers = [
@@ -115,6 +148,7 @@ def summary_table(summary: dict[str, dict], benchmark: str, metric: str = "acc")
         "gen s",
         "not ok",
         "events",
+        "cut prop/agg",
     ]
     return format_table(headers, rows)
 
@@ -132,6 +166,7 @@ def stage_table(stages: list[dict]) -> str:
             s["generated_tokens"],
             f"{s['generated_tokens'] / s['gen_s'] if s['gen_s'] else 0:.1f}",
             s["skipped"],
+            s.get("truncated", 0),
         ]
         for s in stages
     ]
@@ -146,5 +181,6 @@ def stage_table(stages: list[dict]) -> str:
         "gen tok",
         "tok/s",
         "too long",
+        "cut",
     ]
     return format_table(headers, rows)

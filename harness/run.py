@@ -33,11 +33,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from harness import benchmarks
-from harness.config import ConfigError, RunConfig, to_run_config
-from harness.methods import ModelSlot, Task, configurations, execute, propose
-from harness.metrics import stage_table, summarize, summary_table
+from harness.config import ConfigError, RunConfig
+from harness.generate import Generator, ModelSlot
+from harness.metrics import stage_table, summarize, summary_table, truncation_warnings
+from harness.plan import Task, checked_run, configurations, planned_generations
 from harness.rundir import RunDir
 from harness.store import Store
+from harness.study import execute
 from harness.tracking import make_tracker
 
 log = logging.getLogger(__name__)
@@ -87,8 +89,6 @@ def prepare_models(run: RunConfig) -> dict[str, float]:
 
 def study(run: RunConfig) -> dict:
     """Load items, run every configuration stage by stage, score, write the run directory."""
-    from harness.engines.vllm import VllmEngine
-
     rundir = RunDir(run.run_dir)
     rundir.write_config(run)
     bench = benchmarks.get(run.benchmark)
@@ -105,13 +105,22 @@ def study(run: RunConfig) -> dict:
             f"benchmark {bench.name} has no items (benchmark.limit={run.benchmark.limit})"
         )
     confs = configurations(run)
+    planned = planned_generations(confs, len(items), bench.turns)
+    log.info(
+        "planned: %d configurations on %d items, at most %d proposals and %d aggregations "
+        "(before the store)",
+        len(confs),
+        len(items),
+        planned["proposals"],
+        planned["aggregations"],
+    )
     what = f"study{len(confs)}" if run.configurations else confs[-1].label
     name = f"{what}-{run.model.name}-{bench.name}"
     tracker = make_tracker(run, name)
     exit_code, preempted = 1, False
     try:
         prepare_s = prepare_models(run)
-        slot = ModelSlot(run.models, lambda m: VllmEngine(m, run.engine, run.seed))
+        slot = ModelSlot(run.models, run.engine, run.seed)
         try:
             store = Store(run.store_dir)
             log.info(
@@ -120,9 +129,9 @@ def study(run: RunConfig) -> dict:
                 len(store),
                 store.torn,
             )
-            records, stages = execute(
-                confs, items, bench, slot, store, run.seed, run.benchmark.judge
-            )
+            gen = Generator(slot, store, run.seed)
+            records = execute(confs, items, bench, gen, run.benchmark.judge)
+            stages = gen.stages
         finally:
             slot.close()
         rundir.write_records(records)
@@ -140,6 +149,7 @@ def study(run: RunConfig) -> dict:
             "time/generate_s": sum(s.gen_s for s in stages),
             "store/found": sum(s.found for s in stages),
             "store/made": sum(s.made for s in stages),
+            "truncated": {s.stage + "/" + s.model: s.truncated for s in stages},
             "memory/peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         }
         rundir.write_metrics(metrics)
@@ -173,6 +183,9 @@ def study(run: RunConfig) -> dict:
     print(f"\n{bench.name}: {len(items)} items, model {run.model.name}\n")
     print(summary_table(summary, bench.name, bench.metric))
     print("\n" + stage_table(metrics["stages"]))
+    for line in truncation_warnings(metrics["stages"]):
+        log.warning(line)
+        print(f"warning: {line}")
     print(
         f"\nstore {run.store_dir}: found {metrics['store/found']} generations, "
         f"made {metrics['store/made']}"
@@ -187,20 +200,18 @@ def study(run: RunConfig) -> dict:
 
 def propose_phase(run: RunConfig) -> dict:
     """Phase 1 of the two-phase SLURM pattern: only the proposal stages, into the store."""
-    from harness.engines.vllm import VllmEngine
-
     bench = benchmarks.get(run.benchmark)
     items = bench.load()
     confs = configurations(run)
     models = None if run.phase_model is None else {run.phase_model}
     prepare_models(run)
-    slot = ModelSlot(run.models, lambda m: VllmEngine(m, run.engine, run.seed))
+    slot = ModelSlot(run.models, run.engine, run.seed)
+    gen = Generator(slot, Store(run.store_dir), run.seed)
     try:
-        tasks = [Task(c, i, bench.messages(i)) for c in confs for i in items]
-        stages: list = []
-        propose(tasks, slot, Store(run.store_dir), run.seed, stages, models)
+        gen.propose([Task(c, i, bench.messages(i)) for c in confs for i in items], models)
     finally:
         slot.close()
+    stages = gen.stages
     metrics = {
         "benchmark": bench.name,
         "items": len(items),
@@ -219,10 +230,9 @@ def main(cfg: DictConfig) -> None:
     start = time.time()
     try:
         hydra_cfg = HydraConfig.get()
-        run = to_run_config(cfg, hydra_cfg.runtime.output_dir)
+        run = checked_run(cfg, hydra_cfg.runtime.output_dir)
         if run.logger.group is None:
             run.logger.group = sweep_group(hydra_cfg)
-        configurations(run)  # labels must be unique
         if run.phase == "propose":
             propose_phase(run)
         else:

@@ -17,6 +17,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from harness.config import RunConfig
+from harness.records import Record
 
 
 class RunDir:
@@ -27,8 +28,8 @@ class RunDir:
     def write_config(self, run: RunConfig) -> None:
         self._atomic("config.yaml", OmegaConf.to_yaml(OmegaConf.structured(run)))
 
-    def write_records(self, records: list[dict]) -> None:
-        self._atomic("records.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    def write_records(self, records: list[Record]) -> None:
+        self._atomic("records.jsonl", "".join(json.dumps(r.to_json()) + "\n" for r in records))
 
     def write_metrics(self, metrics: dict) -> None:
         self._atomic("metrics.json", json.dumps(metrics, indent=2) + "\n")

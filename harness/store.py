@@ -73,7 +73,13 @@ class Store:
                 try:
                     record = Generation.from_json(json.loads(line))
                     key = record.key
-                except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, KeyError, TypeError):
+                except (
+                    json.JSONDecodeError,
+                    UnicodeDecodeError,
+                    AttributeError,
+                    KeyError,
+                    TypeError,
+                ):
                     self.torn += 1
                     log.warning("store: skipping torn or invalid record %s:%d", path, lineno)
                     continue

@@ -21,6 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from harness.config import RunConfig
+from harness.records import Record
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class NullTracker:
     def log_summary(self, summary: dict) -> None:
         pass
 
-    def log_items(self, records: list[dict]) -> None:
+    def log_items(self, records: list[Record]) -> None:
         pass
 
     def finish(self, exit_code: int = 0, preempted: bool = False) -> None:
@@ -89,20 +90,12 @@ class WandbTracker(NullTracker):
     def log_summary(self, summary: dict) -> None:
         self.run.summary.update(summary)
 
-    def log_items(self, records: list[dict]) -> None:
+    def log_items(self, records: list[Record]) -> None:
         table = self.wandb.Table(columns=ITEM_COLUMNS)
         for r in records:
-            proposals = "\n\n".join(f"[{p['sample_index']}] {p['text']}" for p in r["proposals"])
+            proposals = "\n\n".join(f"[{p.sample_index}] {p.text}" for p in r.proposals)
             table.add_data(
-                r["configuration"],
-                r["item_id"],
-                r["question"],
-                r["reference"],
-                proposals,
-                r["final_text"],
-                r["answer"],
-                r["score"],
-                r["outcome"],
+                *[proposals if c == "proposals" else getattr(r, c) for c in ITEM_COLUMNS]
             )
         self.run.log({"items": table})
 

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import BenchmarkConfig, compose
+from harness.config import BenchmarkConfig, EngineConfig, compose
 from harness.engines import Completion, Output, Sampling, too_long
+from harness.generate import Generator, ModelSlot
 from harness.judge import PAIRWISE_REQUEST
-from harness.records import Generation
+from harness.records import Generation, Record
+from harness.study import execute
 
 # Our own problems in GSM8K's format (not taken from the dataset).
 PROBLEMS = [
@@ -40,6 +42,22 @@ def bench_cfg(data_dir: Path) -> BenchmarkConfig:
 
 
 compose_config = compose
+
+
+def fake_slot(models: dict, factory) -> ModelSlot:
+    """A model slot whose engines come from `factory` (fake engines)."""
+    return ModelSlot(models, EngineConfig(name="fake"), factory=factory)
+
+
+def run_execute(confs, items, bench, slot, store, seed=0, judge=None):
+    """The study through the core, as JSON records (what records.jsonl holds) and stage stats."""
+    gen = Generator(slot, store, seed)
+    records = execute(confs, items, bench, gen, judge)
+    return [json.loads(json.dumps(r.to_json())) for r in records], gen.stages
+
+
+def typed(records: list[dict]) -> list[Record]:
+    return [Record.from_json(r) for r in records]
 
 
 def generation(key: str, text: str) -> Generation:

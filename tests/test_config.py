@@ -42,11 +42,13 @@ def test_aggregator_model_is_loaded_by_name():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("method.k=0", "method.k must be an integer >= 1"),
-        ("benchmark.limit=-1", "benchmark.limit must be >= 0"),
+        ("method.k=0", r"method.k must be an integer in \[1, 256\] \(got 0\)"),
+        ("method.k=100000000000", r"method.k must be an integer in \[1, 256\]"),
+        ("benchmark.limit=-1", r"benchmark.limit must be in \[0, 1000000\]"),
         ("method.temperature=-0.1", "method.temperature must be in"),
         ("method.top_p=0", r"method.top_p must be in \(0, 1\]"),
-        ("method.max_tokens=0", "method.max_tokens must be >= 1"),
+        ("method.max_tokens=0", r"method.max_tokens must be in \[1, 131072\]"),
+        ("method.aggregator_max_tokens=10000000", "method.aggregator_max_tokens must be in"),
         ("method.aggregator=nope", "unknown model 'nope'; available: .*smollm2-135m-instruct"),
         ("method.temperature=0", "greedy samples are identical"),
         ("logger.mode=sometimes", "logger.mode='sometimes'; allowed: offline, online, disabled"),
@@ -54,9 +56,8 @@ def test_aggregator_model_is_loaded_by_name():
         ("model.gguf=nope", "model.gguf='nope' is not a known GGUF model"),
         ("method=mixed_moa", None),
         ("method.context_policy=squeeze", "method.context_policy='squeeze'; allowed: shorten"),
-        ("method.layers=1", "method.layers must be >= 2"),
-        ("method.reserved=6", "need 0 <= reserved < window"),
-        ("method.mixture=qq", "method.mixture is only used by mixed_moa"),
+        ("method.layers=1", r"method.layers must be in \[2, 8\]"),
+        ("method.layers=1000", r"method.layers must be in \[2, 8\]"),
     ],
 )
 def test_impossible_values_name_the_key(override, message):
@@ -71,9 +72,10 @@ def test_impossible_values_name_the_key(override, message):
     "overrides, message",
     [
         (["method=mixed_moa", "method.mixture=qqxx"], r"letters \['x'\] are not in letters"),
-        (["method=mixed_moa", "method.mixture=null"], "mixture is required for mixed_moa"),
-        (["method=majority_vote", "method.aggregator=smollm2-135m-instruct"], "not used by"),
+        (["method=mixed_moa", "method.mixture="], "mixture must hold 1 to 256 letters"),
         (["method=usc", "method.model=nope"], "unknown model 'nope'"),
+        (["method=self_moa_seq", "method.reserved=6"], "need 0 <= reserved < window"),
+        (["method=self_moa_seq", "method.window=100000"], "need 0 <= reserved < window <= 256"),
     ],
 )
 def test_impossible_method_combinations(overrides, message):
@@ -102,15 +104,52 @@ def test_wrongly_typed_or_misspelt_keys_fail_while_composing():
         compose_config("method.kk=3")
 
 
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        (["method=single", "method.k=3"], "method.k"),  # single has no k: it is one answer
+        (["method=self_moa", "method.mixture=qq"], "method.mixture"),
+        (["method=self_moa", "method.reserved=2"], "method.reserved"),
+        (["method=majority_vote", "method.aggregator=smollm2-135m-instruct"], "method.aggregator"),
+    ],
+)
+def test_a_knob_of_another_method_fails_while_composing(overrides, key):
+    """Each method's knobs are its own typed schema: another method's knob is not a key."""
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException, match=f"Could not override '{key}'"):
+        compose_config(*overrides)
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        (
+            {"name": "self_moa", "window": 3},
+            r"configurations\[0\].window is not a knob of self_moa",
+        ),
+        ({"name": "nope"}, r"configurations\[0\].name='nope' is not a method; allowed: single"),
+        ({"k": 3}, r"configurations\[0\].name is required"),
+        ({"preset": "nope"}, r"configurations\[0\].preset='nope' is not a method preset"),
+        ({"name": "usc", "k": "many"}, r"configurations\[0\].k: Value 'many'"),
+    ],
+)
+def test_study_rows_name_their_bad_knob(row, message):
+    with pytest.raises(ConfigError, match=message):
+        row = ", ".join(f"{k}: {v}" for k, v in row.items())
+        to_run_config(compose_config(f"configurations=[{{{row}}}]"))
+
+
+def test_study_row_can_start_from_a_method_preset():
+    run = to_run_config(compose_config("configurations=[{preset: usc, k: 3}]"))
+    (usc,) = run.configurations
+    assert (usc.name, usc.k, usc.aggregator_max_tokens) == ("usc", 3, 64)
+
+
 def test_missing_local_model_folder_is_an_error():
     cfg = compose_config("model=qwen2-7b-instruct", "model.path=/no/such/folder", "method=single")
     with pytest.raises(ConfigError, match="no such model folder"):
         to_run_config(cfg)
-
-
-def test_single_with_k_above_one_is_rejected():
-    with pytest.raises(ConfigError, match="method.k must be 1 for method=single"):
-        to_run_config(compose_config("method=single", "method.k=3"))
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -129,5 +168,5 @@ def test_cli_unknown_method_fails_at_once_listing_methods():
 def test_cli_impossible_value_exits_2_before_loading_a_model():
     proc = run_cli("method.k=0")
     assert proc.returncode == 2
-    assert "config error: method.k must be an integer >= 1 (got 0)" in proc.stderr
+    assert "config error: method.k must be an integer in [1, 256] (got 0)" in proc.stderr
     assert "loading" not in proc.stderr

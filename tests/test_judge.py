@@ -7,7 +7,7 @@ import pytest
 from harness.agreement import agreement
 from harness.benchmarks import get
 from harness.benchmarks.alpaca_eval import REFERENCE_FILE
-from harness.config import BenchmarkConfig, MethodConfig, ModelConfig, RunConfig
+from harness.config import BenchmarkConfig, ModelConfig, RunConfig
 from harness.judge import (
     pairwise_messages,
     pairwise_verdict,
@@ -15,10 +15,11 @@ from harness.judge import (
     parse_rating,
     rating_messages,
 )
-from harness.methods import ModelSlot, configurations, execute
+from harness.methods import knobs
 from harness.metrics import summarize
+from harness.plan import configurations
 from harness.store import Store
-from tests.conftest import FakeEngine
+from tests.conftest import FakeEngine, fake_slot, run_execute, typed
 
 
 @pytest.mark.parametrize(
@@ -158,14 +159,14 @@ def judged_run(data, name, method, tmp_path):
     run = RunConfig(model=models["small"], method=method)
     bench = get(BenchmarkConfig(name=name, data_dir=str(data), judge="judge"))
     calls = []
-    slot = ModelSlot(models, lambda m: FakeEngine(m.name, calls))
+    slot = fake_slot(models, lambda m: FakeEngine(m.name, calls))
     store = Store(tmp_path / "store")
-    records, stages = execute(configurations(run), bench.load(), bench, slot, store, 0, "judge")
+    records, stages = run_execute(configurations(run), bench.load(), bench, slot, store, 0, "judge")
     return bench, records, stages, calls
 
 
 def test_alpaca_run_judges_every_proposal_and_final_answer_in_both_orders(judged_data, tmp_path):
-    method = MethodConfig(name="self_moa", k=2, temperature=0.7)
+    method = knobs("self_moa", k=2, temperature=0.7)
     bench, records, stages, calls = judged_run(judged_data, "alpaca_eval", method, tmp_path)
     judge_calls = [c for c in calls if c[0] == "judge"]
     assert len(judge_calls) == 1  # one batched stage
@@ -180,13 +181,13 @@ def test_alpaca_run_judges_every_proposal_and_final_answer_in_both_orders(judged
         assert r["score"] == 0.5 and r["outcome"] == "ok" and r["answer"] is None
         assert all(p["score"] == 0.5 for p in r["proposals"])
         assert r["judgment"]["verdicts"] == [1, 1]
-    summary = summarize(records, bench.name, bench.metric)
+    summary = summarize(typed(records), bench.name, bench.metric)
     assert summary["self_moa(k=2)"]["alpaca_eval/win_rate"] == 0.5
     assert [s.stage for s in stages][-1] == "judge"
 
 
 def test_mt_bench_second_turn_continues_each_configurations_own_answer(judged_data, tmp_path):
-    method = MethodConfig(name="self_moa", k=2, temperature=0.7)
+    method = knobs("self_moa", k=2, temperature=0.7)
     bench, records, _, calls = judged_run(judged_data, "mt_bench", method, tmp_path)
     assert len(records) == 2 * 2 * 2  # configurations x items x turns
     second = [r for r in records if r["turn"] == 2]
@@ -200,12 +201,13 @@ def test_mt_bench_second_turn_continues_each_configurations_own_answer(judged_da
         )
     # the fake judge rates len(judge conversation) = 2 (system + user)
     assert {r["score"] for r in records} == {2.0}
-    summary = summarize(records, bench.name, bench.metric)["single"]
+    summary = summarize(typed(records), bench.name, bench.metric)["single"]
     assert summary["mt_bench/score_turn1"] == summary["mt_bench/score_turn2"] == 2.0
 
 
 def test_judged_benchmark_needs_a_judge_and_refuses_majority_vote(judged_data):
-    from harness.config import ConfigError, compose, to_run_config
+    from harness.config import ConfigError, compose
+    from harness.plan import checked_run as to_run_config
 
     with pytest.raises(ConfigError, match="set benchmark.judge"):
         to_run_config(compose("benchmark=alpaca_eval", "benchmark.judge=null"))

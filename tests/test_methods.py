@@ -5,17 +5,18 @@ from dataclasses import replace
 import pytest
 
 from harness.benchmarks import get
-from harness.config import MethodConfig, ModelConfig, RunConfig
-from harness.methods import ModelSlot, configurations, execute, item_seed
+from harness.config import ModelConfig, RunConfig
+from harness.methods import knobs
 from harness.metrics import summarize, wilson
+from harness.plan import configurations, item_seed
 from harness.prompts import AGGREGATOR_INSTRUCTION
 from harness.store import Store
-from tests.conftest import FakeEngine, generation
+from tests.conftest import FakeEngine, fake_slot, generation, run_execute, typed
 
 MODELS = {n: ModelConfig(name=n, path=f"org/{n}", revision="r1") for n in ("small", "big")}
 
 
-def make_run(method: MethodConfig, baseline=True) -> RunConfig:
+def make_run(method, baseline=True) -> RunConfig:
     return RunConfig(model=MODELS["small"], method=method, baseline=baseline)
 
 
@@ -33,23 +34,23 @@ def setup(bench_cfg, store):
         engines.append(FakeEngine(model.name, calls))
         return engines[-1]
 
-    return bench, bench.load(), calls, engines, ModelSlot(MODELS, factory), store
+    return bench, bench.load(), calls, engines, fake_slot(MODELS, factory), store
 
 
 def test_default_run_has_greedy_baseline_then_method():
-    confs = configurations(make_run(MethodConfig(name="self_moa", k=4, temperature=0.7)))
+    confs = configurations(make_run(knobs("self_moa", k=4, temperature=0.7)))
     assert [c.label for c in confs] == ["single", "self_moa(k=4)"]
-    assert confs[0].method.temperature == 0.0 and confs[1].aggregator == "small"
+    assert confs[0].knobs.temperature == 0.0 and confs[1].aggregator == "small"
 
 
 def test_single_alone_has_no_duplicate_baseline():
-    assert [c.label for c in configurations(make_run(MethodConfig(name="single")))] == ["single"]
+    assert [c.label for c in configurations(make_run(knobs("single")))] == ["single"]
 
 
 def test_self_moa_makes_one_batched_call_per_stage_and_reuses_the_model(setup):
     bench, items, calls, engines, slot, store = setup
-    confs = configurations(make_run(MethodConfig(name="self_moa", k=4, temperature=0.7)))
-    records, stages = execute(confs, items, bench, slot, store, seed=0)
+    confs = configurations(make_run(knobs("self_moa", k=4, temperature=0.7)))
+    records, stages = run_execute(confs, items, bench, slot, store, seed=0)
     assert [(s.stage, s.model) for s in stages] == [("propose", "small"), ("aggregate", "small")]
     assert len(engines) == 1  # same model proposes and aggregates: loaded once
     assert len(calls) == 2
@@ -66,8 +67,8 @@ def test_self_moa_makes_one_batched_call_per_stage_and_reuses_the_model(setup):
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_aggregation_prompt_holds_every_proposal_in_the_recorded_order(setup, shuffle):
     bench, items, calls, _, slot, store = setup
-    method = MethodConfig(name="self_moa", k=5, temperature=0.7, shuffle=shuffle)
-    records, _ = execute(configurations(make_run(method, False)), items, bench, slot, store, 0)
+    method = knobs("self_moa", k=5, temperature=0.7, shuffle=shuffle)
+    records, _ = run_execute(configurations(make_run(method, False)), items, bench, slot, store, 0)
     system = calls[1][1][0][0]["content"]
     order = records[0]["order"]
     assert sorted(order) == [0, 1, 2, 3, 4]
@@ -79,10 +80,10 @@ def test_aggregation_prompt_holds_every_proposal_in_the_recorded_order(setup, sh
 
 def test_other_aggregator_is_loaded_after_proposer_is_released(setup):
     bench, items, calls, engines, slot, store = setup
-    run = make_run(MethodConfig(name="self_moa", k=2, temperature=0.7, aggregator="big"))
+    run = make_run(knobs("self_moa", k=2, temperature=0.7, aggregator="big"))
     confs = configurations(run)
     assert confs[-1].label == "self_moa(k=2,agg=big)"
-    _, stages = execute(confs, items, bench, slot, store, seed=0)
+    _, stages = run_execute(confs, items, bench, slot, store, seed=0)
     assert [e.model_name for e in engines] == ["small", "big"]
     assert engines[0].closed and not engines[1].closed  # one model resident at a time
     assert stages[1].load_s == 0.5
@@ -90,8 +91,8 @@ def test_other_aggregator_is_loaded_after_proposer_is_released(setup):
 
 def test_records_hold_proposals_aggregation_answer_and_score(setup):
     bench, items, _, _, slot, store = setup
-    confs = configurations(make_run(MethodConfig(name="self_moa", k=2, temperature=0.7)))
-    records, _ = execute(confs, items, bench, slot, store, seed=0)
+    confs = configurations(make_run(knobs("self_moa", k=2, temperature=0.7)))
+    records, _ = run_execute(confs, items, bench, slot, store, seed=0)
     assert len(records) == 2 * len(items)
     r = next(r for r in records if r["method"] == "self_moa")
     assert [p["sample_index"] for p in r["proposals"]] == [0, 1]
@@ -109,8 +110,8 @@ def test_scores_come_from_the_benchmark(setup):
     bench, items, _, _, slot, store = setup
     # the fake answers '#### <seed % 100>'; find a seed that makes item 0 correct
     seed = next(s for s in range(10000) if item_seed(s, items[0].id) % 100 == 12)
-    records, _ = execute(
-        configurations(make_run(MethodConfig(name="single"))), items, bench, slot, store, seed=seed
+    records, _ = run_execute(
+        configurations(make_run(knobs("single"))), items, bench, slot, store, seed=seed
     )
     assert records[0]["answer"] == "12" and records[0]["score"] == 1.0
 
@@ -127,22 +128,22 @@ def test_too_long_prompt_is_counted_not_fatal(bench_cfg, store):
     items = bench.load()
     calls = []
     limit = len(bench.messages(items[0])[0]["content"]) + 5  # proposals fit, aggregations do not
-    slot = ModelSlot(MODELS, lambda m: FakeEngine(m.name, calls, max_prompt_chars=limit))
-    confs = configurations(make_run(MethodConfig(name="self_moa", k=2, temperature=0.7)))
-    records, stages = execute(confs, items, bench, slot, store, seed=0)
+    slot = fake_slot(MODELS, lambda m: FakeEngine(m.name, calls, max_prompt_chars=limit))
+    confs = configurations(make_run(knobs("self_moa", k=2, temperature=0.7)))
+    records, stages = run_execute(confs, items, bench, slot, store, seed=0)
     moa = [r for r in records if r["method"] == "self_moa"]
     assert {r["outcome"] for r in moa} == {"prompt_too_long"}
     assert all(r["score"] == 0.0 and len(r["proposals"]) == 2 for r in moa)
     assert stages[1].skipped == len(items)
-    summary = summarize(records, "gsm8k")
+    summary = summarize(typed(records), "gsm8k")
     assert summary["self_moa(k=2)"]["outcomes"] == {"prompt_too_long": 3}
 
 
 def test_summary_accounting_matches_records(setup):
     bench, items, _, _, slot, store = setup
-    confs = configurations(make_run(MethodConfig(name="self_moa", k=4, temperature=0.7)))
-    records, stages = execute(confs, items, bench, slot, store, seed=0)
-    s = summarize(records, "gsm8k")
+    confs = configurations(make_run(knobs("self_moa", k=4, temperature=0.7)))
+    records, stages = run_execute(confs, items, bench, slot, store, seed=0)
+    s = summarize(typed(records), "gsm8k")
     assert s["self_moa(k=4)"]["cost/calls"] == 3 * 5 and s["single"]["cost/calls"] == 3
     assert s["self_moa(k=4)"]["cost/generated_tokens"] == 3 * 5 * 5
     total = sum(m["time/generate_s"] for m in s.values())
@@ -158,12 +159,12 @@ def test_wilson_interval():
 
 def test_rerun_is_served_from_the_store_without_loading_a_model(setup):
     bench, items, calls, engines, slot, store = setup
-    confs = configurations(make_run(MethodConfig(name="self_moa", k=3, temperature=0.7)))
-    first, _ = execute(confs, items, bench, slot, store, seed=0)
+    confs = configurations(make_run(knobs("self_moa", k=3, temperature=0.7)))
+    first, _ = run_execute(confs, items, bench, slot, store, seed=0)
     slot.close()
     calls.clear()
     engines.clear()
-    again, stages = execute(confs, items, bench, slot, store, seed=0)
+    again, stages = run_execute(confs, items, bench, slot, store, seed=0)
     assert calls == [] and engines == []  # nothing generated, no model loaded
     assert all(s.made == 0 and s.found == s.sequences for s in stages)
     strip = lambda rs: [{k: v for k, v in r.items() if k != "gen_s"} for r in rs]  # noqa: E731
@@ -172,11 +173,11 @@ def test_rerun_is_served_from_the_store_without_loading_a_model(setup):
 
 def test_growing_k_generates_only_the_new_samples_with_their_own_seeds(setup):
     bench, items, calls, _, slot, store = setup
-    two = configurations(make_run(MethodConfig(name="self_moa", k=2, temperature=0.7), False))
-    execute(two, items, bench, slot, store, seed=0)
+    two = configurations(make_run(knobs("self_moa", k=2, temperature=0.7), False))
+    run_execute(two, items, bench, slot, store, seed=0)
     calls.clear()
-    four = configurations(make_run(MethodConfig(name="self_moa", k=4, temperature=0.7), False))
-    records, stages = execute(four, items, bench, slot, store, seed=0)
+    four = configurations(make_run(knobs("self_moa", k=4, temperature=0.7), False))
+    records, stages = run_execute(four, items, bench, slot, store, seed=0)
     _, _, params = calls[0]  # the proposal call: samples 2 and 3 of each item, seeds s+2, s+3
     assert [(p.n, p.seed) for p in params] == [(2, item_seed(0, i.id) + 2) for i in items]
     assert stages[0].found == 2 * len(items) and stages[0].made == 2 * len(items)
@@ -187,8 +188,8 @@ def test_growing_k_generates_only_the_new_samples_with_their_own_seeds(setup):
 
 def test_store_skips_a_torn_last_record_and_regenerates_it(setup, tmp_path, caplog):
     bench, items, calls, _, slot, store = setup
-    confs = configurations(make_run(MethodConfig(name="single")))
-    execute(confs, items, bench, slot, store, seed=0)
+    confs = configurations(make_run(knobs("single")))
+    run_execute(confs, items, bench, slot, store, seed=0)
     shard = store.shard
     text = shard.read_text()
     shard.write_text(text[: len(text) - 25])  # crash in the middle of the last record
@@ -196,7 +197,7 @@ def test_store_skips_a_torn_last_record_and_regenerates_it(setup, tmp_path, capl
     assert reopened.torn == 1 and len(reopened) == len(items) - 1
     assert "torn" in caplog.text
     calls.clear()
-    records, stages = execute(confs, items, bench, slot, reopened, seed=0)
+    records, stages = run_execute(confs, items, bench, slot, reopened, seed=0)
     assert stages[0].made == 1 and len(calls[0][1]) == 1
 
 
@@ -210,7 +211,7 @@ def test_concurrent_writers_use_separate_shards(tmp_path):
 
 
 def test_missing_runs():
-    from harness.methods import missing_runs
+    from harness.generate import missing_runs
 
     assert missing_runs([None, None]) == [(0, 2)]
     assert missing_runs([1, None, None, 1, None]) == [(1, 2), (4, 1)]
@@ -234,7 +235,7 @@ def test_generation_key_ignores_seed_and_n_but_not_temperature():
 LETTERS = {"a": "small", "b": "big"}
 
 
-def study(*methods: MethodConfig, baseline=False) -> RunConfig:
+def study(*methods, baseline=False) -> RunConfig:
     return RunConfig(
         model=MODELS["small"],
         method=methods[0],
@@ -247,9 +248,9 @@ def study(*methods: MethodConfig, baseline=False) -> RunConfig:
 def test_configurations_share_one_pool_of_samples_per_model(setup):
     bench, items, calls, engines, slot, store = setup
     run = study(
-        MethodConfig(name="self_moa", k=4, temperature=0.7),
-        MethodConfig(name="mixed_moa", mixture="aabb", temperature=0.7),
-        MethodConfig(name="majority_vote", k=3, temperature=0.7),
+        knobs("self_moa", k=4, temperature=0.7),
+        knobs("mixed_moa", mixture="aabb", temperature=0.7),
+        knobs("majority_vote", k=3, temperature=0.7),
         baseline=True,
     )
     confs = configurations(run)
@@ -260,7 +261,7 @@ def test_configurations_share_one_pool_of_samples_per_model(setup):
         "mixed_moa(aabb)",
         "majority_vote(k=3)",
     ]
-    records, stages = execute(confs, items, bench, slot, store, seed=0)
+    records, stages = run_execute(confs, items, bench, slot, store, seed=0)
     propose = [(model, [p.n for p in params]) for model, _, params in calls[:2]]
     # big: greedy n=1 and sampled n=2 per item; small: greedy n=1 and sampled n=max(4, 2, 3),
     # proposed last because it aggregates next (so it is loaded once)
@@ -282,8 +283,8 @@ def test_configurations_share_one_pool_of_samples_per_model(setup):
 
 def test_three_layer_moa_runs_an_intermediate_layer_of_agents(setup):
     bench, items, calls, _, slot, store = setup
-    run = study(MethodConfig(name="mixed_moa", mixture="ab", temperature=0.7, layers=3))
-    records, stages = execute(configurations(run), items, bench, slot, store, seed=0)
+    run = study(knobs("mixed_moa", mixture="ab", temperature=0.7, layers=3))
+    records, stages = run_execute(configurations(run), items, bench, slot, store, seed=0)
     assert [s.stage for s in stages] == [
         "propose",
         "propose",
@@ -299,8 +300,8 @@ def test_three_layer_moa_runs_an_intermediate_layer_of_agents(setup):
 
 def test_self_moa_seq_repeats_the_synthesis_then_adds_new_samples(setup):
     bench, items, calls, _, slot, store = setup
-    run = study(MethodConfig(name="self_moa_seq", k=9, window=6, reserved=3, temperature=0.7))
-    records, stages = execute(configurations(run), items, bench, slot, store, seed=0)
+    run = study(knobs("self_moa_seq", k=9, window=6, reserved=3, temperature=0.7))
+    records, stages = run_execute(configurations(run), items, bench, slot, store, seed=0)
     assert [s.stage for s in stages] == ["propose", "aggregate", "aggregate-2"]
     r = records[0]
     first, second = calls[1][1][0][0]["content"], calls[2][1][0][0]["content"]
@@ -313,8 +314,8 @@ def test_self_moa_seq_repeats_the_synthesis_then_adds_new_samples(setup):
 
 def test_usc_picks_the_named_response_through_the_recorded_order(setup):
     bench, items, _, _, slot, store = setup
-    run = study(MethodConfig(name="usc", k=4, temperature=0.7))
-    records, _ = execute(configurations(run), items, bench, slot, store, seed=0)
+    run = study(knobs("usc", k=4, temperature=0.7))
+    records, _ = run_execute(configurations(run), items, bench, slot, store, seed=0)
     for r in records:
         picked = r["order"][1]  # the fake always names Response 2
         assert r["aggregation"]["choice"] == picked
@@ -332,7 +333,7 @@ def test_usc_unparseable_choice_falls_back_to_sample_zero_and_is_counted():
 
 
 def test_majority_vote_takes_the_most_frequent_answer_earliest_on_ties():
-    from harness.methods import majority
+    from harness.methods.majority_vote import majority
 
     assert majority(["3", "4", "4", None]) == 1
     assert majority(["5", "6"]) == 0
@@ -344,7 +345,7 @@ def test_majority_vote_takes_the_most_frequent_answer_earliest_on_ties():
     [
         ("fail", "prompt_too_long", 1),
         ("drop_longest", "ok", 1),
-        ("seq", "ok", 1),
+        ("seq", "ok", 2),  # handover, then its first window (all 4 of k=4) is shortened
         ("shorten", "ok", 1),
     ],
 )
@@ -354,47 +355,45 @@ def test_context_policies_are_applied_and_counted(bench_cfg, store, policy, outc
     calls = []
     # proposals fit; an aggregation prompt of 4 proposals does not, of 3 (or a seq window) does
     probe_calls = []
-    probe = execute(
-        configurations(study(MethodConfig(name="self_moa", k=3, temperature=0.7))),
+    probe = run_execute(
+        configurations(study(knobs("self_moa", k=3, temperature=0.7))),
         items,
         bench,
-        ModelSlot(MODELS, lambda m: FakeEngine(m.name, probe_calls)),
+        fake_slot(MODELS, lambda m: FakeEngine(m.name, probe_calls)),
         Store(store.root / "probe"),
         0,
     )
     limit = sum(len(m["content"]) for m in probe_calls[1][1][0]) + 10
-    slot = ModelSlot(MODELS, lambda m: FakeEngine(m.name, calls, max_prompt_chars=limit))
+    slot = fake_slot(MODELS, lambda m: FakeEngine(m.name, calls, max_prompt_chars=limit))
     run = study(
-        MethodConfig(
+        knobs(
             name="self_moa",
             k=4,
             temperature=0.7,
-            window=3,
-            reserved=1,
             aggregator_max_tokens=5,
             context_policy=policy,
         )
     )
-    records, _ = execute(configurations(run), items, bench, slot, store, seed=0)
+    records, _ = run_execute(configurations(run), items, bench, slot, store, seed=0)
     r = records[0]
     assert r["outcome"] == outcome and len(r["events"]) == event_count
     assert r["events"][0] == f"context_{policy}"
     assert probe[0][0]["outcome"] == "ok"
-    summary = summarize(records, "gsm8k")
-    assert summary[r["configuration"]]["events"] == {f"context_{policy}": 1}
+    summary = summarize(typed(records), "gsm8k")
+    assert summary[r["configuration"]]["events"] == {f"context_{policy}": event_count}
 
 
 def test_duplicate_labels_are_a_config_error():
     from harness.config import ConfigError
 
-    same = MethodConfig(name="self_moa", k=2, temperature=0.7)
+    same = knobs("self_moa", k=2, temperature=0.7)
     with pytest.raises(ConfigError, match="both labelled 'self_moa\\(k=2\\)'"):
         configurations(study(same, same))
     configurations(study(same, replace(same, label="again")))
 
 
 def test_baseline_greedy_for_each_proposer_model_of_a_study():
-    run = study(MethodConfig(name="mixed_moa", mixture="ab", temperature=0.7), baseline=True)
+    run = study(knobs("mixed_moa", mixture="ab", temperature=0.7), baseline=True)
     assert [c.label for c in configurations(run)][:2] == ["single", "single(b)"]
 
 
@@ -413,14 +412,14 @@ def test_model_identity_tracks_checksum_folder_contents_and_revision(tmp_path):
 
 def test_seconds_are_charged_only_for_generations_made_in_this_run(setup):
     bench, items, _, _, slot, store = setup
-    small = configurations(study(MethodConfig(name="self_moa", k=2, temperature=0.7)))
-    execute(small, items, bench, slot, store, seed=0)
+    small = configurations(study(knobs("self_moa", k=2, temperature=0.7)))
+    run_execute(small, items, bench, slot, store, seed=0)
     both = configurations(
         study(
-            MethodConfig(name="self_moa", k=2, temperature=0.7),
-            MethodConfig(name="usc", k=2, temperature=0.7),
+            knobs("self_moa", k=2, temperature=0.7),
+            knobs("usc", k=2, temperature=0.7),
         )
     )
-    records, stages = execute(both, items, bench, slot, store, seed=0)
+    records, stages = run_execute(both, items, bench, slot, store, seed=0)
     assert all(r["gen_s"] == 0 for r in records if r["method"] == "self_moa")  # all stored
     assert all(r["gen_s"] > 0 for r in records if r["method"] == "usc")  # its selection is new

@@ -9,7 +9,7 @@ from harness.benchmarks.gsm8k import GSM8K
 from harness.benchmarks.math500 import MATH500
 from harness.benchmarks.mmlu import MMLU, MMLURedux
 from harness.benchmarks.mt_bench import MTBench
-from harness.config import BenchmarkConfig, ConfigError
+from harness.config import BenchmarkConfig, ConfigError, options
 
 REGISTRY: dict[str, type[Benchmark]] = {
     "alpaca_eval": AlpacaEval,
@@ -28,6 +28,23 @@ def benchmark_class(name: str) -> type[Benchmark]:
     return REGISTRY[name]
 
 
+def validate_judge(cfg: BenchmarkConfig, method_names: list[str]) -> None:
+    """A judged benchmark needs `benchmark.judge` and methods that need no extracted answer."""
+    if not benchmark_class(cfg.name).judged:
+        if cfg.judge is not None:
+            raise ConfigError(f"benchmark.judge is only used by judged benchmarks, not {cfg.name}")
+        return
+    if cfg.judge is None:
+        raise ConfigError(
+            f"benchmark={cfg.name} is scored by a judge model: set benchmark.judge to a model "
+            f"(one of: {', '.join(options('model'))})"
+        )
+    if "majority_vote" in method_names:
+        raise ConfigError(
+            f"method majority_vote needs extractable answers; {cfg.name} has none (judged)"
+        )
+
+
 def get(cfg: BenchmarkConfig) -> Benchmark:
     return benchmark_class(cfg.name)(cfg)
 
@@ -40,4 +57,5 @@ __all__ = [
     "REGISTRY",
     "benchmark_class",
     "get",
+    "validate_judge",
 ]

@@ -1,0 +1,238 @@
+"""Generation: store-served, batched stages, one resident model at a time.
+
+A stage is one model asked a list of requests (conversation, sampling with n samples and a base
+seed). `Generator.stage` first serves every sample the store already has, then generates only
+the missing ones, in ONE engine call, stores them as soon as the call returns, and accounts
+for the stage (`StageStats`). A missing run of samples j..j+m-1 is asked for as n=m with seed
++ j, which the engine expands to exactly the seeds of those samples. A model is loaded only if
+something is missing, and while generating a stage holds the store's lock of each stream it
+writes (model and sampling fields), so concurrent jobs sharing the store never make the same
+generation twice.
+
+`propose` runs the proposal stages of a list of tasks: per model and sampling, the most samples
+any configuration needs of one conversation, shared by every configuration that asks it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from harness.config import EngineConfig, ModelConfig
+from harness.engines import Completion, Conversation, Engine, Output, Sampling, make_engine
+from harness.engines import model_identity as engine_identity
+from harness.methods import item_seed
+from harness.plan import Task
+from harness.records import Generation
+from harness.store import Store, generation_key
+
+log = logging.getLogger(__name__)
+
+# pool[(model, (temperature, top_p, max_tokens), conversation key)] = (output, s per token)
+Pool = dict[tuple, tuple[Output, float]]
+
+
+@dataclass
+class StageStats:
+    stage: str
+    model: str
+    load_s: float = 0.0
+    gen_s: float = 0.0
+    requests: int = 0
+    sequences: int = 0
+    found: int = 0  # sequences served from the store
+    made: int = 0  # sequences generated now
+    prompt_tokens: int = 0  # of generated sequences: n samples of one prompt count n times
+    generated_tokens: int = 0  # newly generated in this stage
+    skipped: int = 0  # requests not sent (prompt exceeds the context)
+    truncated: int = 0  # sequences (found or made) that stopped at max_tokens
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.generated_tokens / self.gen_s if self.gen_s > 0 else 0.0
+
+
+class ModelSlot:
+    """Holds at most one loaded model; asking for another closes the current one first."""
+
+    def __init__(
+        self,
+        models: dict[str, ModelConfig],
+        engine: EngineConfig,
+        seed: int = 0,
+        factory: Callable[[ModelConfig], Engine] | None = None,
+    ):
+        self.models, self.engine_cfg = models, engine
+        self.factory = factory or (lambda model: make_engine(model, engine, seed))
+        self.engine: Engine | None = None
+
+    def identity(self, name: str) -> str:
+        return engine_identity(self.models[name], self.engine_cfg)
+
+    @property
+    def resident(self) -> str | None:
+        return self.engine.model_name if self.engine else None
+
+    def get(self, name: str) -> tuple[Engine, float]:
+        """The engine for `name` and the seconds spent loading it now (0 if already resident)."""
+        if self.resident == name:
+            return self.engine, 0.0  # type: ignore[return-value]
+        self.close()
+        self.engine = self.factory(self.models[name])
+        return self.engine, self.engine.load_s
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+
+
+def missing_runs(found: list) -> list[tuple[int, int]]:
+    """(first index, length) of each run of consecutive missing (None) samples."""
+    runs: list[tuple[int, int]] = []
+    for j, got in enumerate(found):
+        if got is None:
+            if runs and sum(runs[-1]) == j:
+                runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+            else:
+                runs.append((j, 1))
+    return runs
+
+
+def stream_lock(kind: str, identity: str, sampling: Sampling) -> str:
+    """Name of the store lock of a stream: one model at one set of sampling fields."""
+    payload = json.dumps([identity, sampling.generation_fields()], sort_keys=True)
+    return f"{kind}-" + hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def conversation_key(conversation: Conversation) -> str:
+    return hashlib.sha256(json.dumps(conversation, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class Generator:
+    """What every stage needs: the model slot, the store, the run's seed, and its stage log."""
+
+    slot: ModelSlot
+    store: Store
+    seed: int
+    stages: list[StageStats] = field(default_factory=list)
+
+    def stage(
+        self, stage: str, model: str, requests: list[tuple[Conversation, Sampling]]
+    ) -> list[tuple[Output, float]]:
+        """Every request's output (in order) and the generation seconds per token charged to it.
+
+        A generation used by several configurations is charged to each of them at the stage's
+        measured rate: the figure is what a configuration would cost alone (0 from the store).
+        """
+        identity = self.slot.identity(model)
+        keys = [
+            [generation_key(identity, conv, p.generation_fields(), p.seed, j) for j in range(p.n)]
+            for conv, p in requests
+        ]
+        found = self._lookup(keys)
+        stats = StageStats(stage, model, requests=len(requests))
+        stats.sequences = sum(p.n for _, p in requests)
+        made = [0] * len(requests)
+        errors: dict[int, Output] = {}
+        if any(g is None for got in found for g in got):
+            kind = stage.split("-")[0]
+            locks = {stream_lock(kind, identity, p) for _, p in requests}
+            with self.store.claim(sorted(locks)):  # refreshes: another job may have made them
+                found = self._lookup(keys)
+                self._generate(stage, model, identity, requests, keys, found, made, errors, stats)
+        stats.found = stats.sequences - stats.made - sum(requests[i][1].n for i in errors)
+        stats.skipped = len(errors)
+        stats.truncated = sum(g.finish_reason == "length" for got in found for g in got if g)
+        log.info(
+            "stage %s on %s: %d requests, %d sequences, %d from the store, %d made; "
+            "load %.1f s, generate %.1f s, %.1f tokens/s",
+            stage, model, len(requests), stats.sequences, stats.found, stats.made,
+            stats.load_s, stats.gen_s, stats.tokens_per_s,
+        )  # fmt: skip
+        self.stages.append(stats)
+        outputs = [
+            errors.get(i)
+            or Output(
+                got[0].prompt_tokens,
+                tuple(Completion(g.text, g.tokens, g.finish_reason) for g in got),
+            )
+            for i, got in enumerate(found)
+        ]
+        return [
+            (out, charged(stats, out, tokens)) for out, tokens in zip(outputs, made, strict=True)
+        ]
+
+    def _lookup(self, keys: list[list[str]]) -> list[list[Generation | None]]:
+        return [[self.store.get(k) for k in ks] for ks in keys]
+
+    def _generate(self, stage, model, identity, requests, keys, found, made, errors, stats):
+        """Generate the missing samples of `found` in one engine call; store them; fill in."""
+        todo = [
+            (i, first, replace(p, n=n, seed=None if p.seed is None else p.seed + first))
+            for i, ((_, p), got) in enumerate(zip(requests, found, strict=True))
+            for first, n in missing_runs(got)
+        ]
+        if not todo:
+            return
+        engine, stats.load_s = self.slot.get(model)
+        start = time.perf_counter()
+        outputs = engine.chat([requests[i][0] for i, _, _ in todo], [p for _, _, p in todo])
+        stats.gen_s = time.perf_counter() - start
+        new = []
+        for (i, first, _), out in zip(todo, outputs, strict=True):
+            if out.error:
+                errors[i] = out
+                continue
+            for j, c in enumerate(out.completions, start=first):
+                g = Generation(
+                    keys[i][j], identity, stage, j, c.text, c.tokens, c.finish_reason,
+                    out.prompt_tokens,
+                )  # fmt: skip
+                found[i][j] = g
+                new.append(g)
+                made[i] += c.tokens
+                stats.made += 1
+                stats.prompt_tokens += out.prompt_tokens
+        self.store.put(new)
+        stats.generated_tokens = sum(made)
+
+    def propose(self, tasks: list[Task], models: set[str] | None = None) -> Pool:
+        """The proposal stages of `tasks` (only of `models` when given): one stage per model."""
+        streams: dict[str, dict[tuple, dict[str, tuple[Task, int]]]] = {}
+        for task in tasks:
+            if task.error:
+                continue
+            k = task.conf.knobs
+            for model, count in task.conf.proposers:
+                fields = (k.temperature, k.top_p, k.max_tokens)
+                convs = streams.setdefault(model, {}).setdefault(fields, {})
+                key = conversation_key(task.conversation)
+                convs[key] = (task, max(count, convs.get(key, (task, 0))[1]))
+        pool: Pool = {}
+        aggregators = {t.conf.aggregator for t in tasks}
+        # the resident model first, aggregator models last: each is then loaded once if it can be
+        for model in sorted(streams, key=lambda n: (n != self.slot.resident, n in aggregators)):
+            if models is not None and model not in models:
+                continue
+            keys, requests = [], []
+            for fields, convs in streams[model].items():
+                for key, (task, n) in convs.items():
+                    keys.append((model, fields, key))
+                    seed = item_seed(self.seed, task.item.id)
+                    requests.append((task.conversation, Sampling(n, *fields, seed=seed)))
+            pool.update(zip(keys, self.stage("propose", model, requests), strict=True))
+        return pool
+
+
+def charged(stats: StageStats, out: Output, made_tokens: int) -> float:
+    """Seconds per token of this output that this run spent generating (0 if from the store)."""
+    total = sum(c.tokens for c in out.completions)
+    if not stats.generated_tokens or not total:
+        return 0.0
+    return stats.gen_s / stats.generated_tokens * made_tokens / total

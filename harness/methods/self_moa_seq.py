@@ -1,0 +1,38 @@
+"""self_moa_seq: k samples aggregated in a sliding window (Self-MoA-Seq, Li et al. 2025).
+
+The first round sees samples 0..window-1 (in sample order); each later round sees the current
+synthesis repeated `reserved` times plus the next window - reserved samples, until all k are
+used. The last synthesis is the answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.errors import ConfigError
+from harness.methods.base import MAX_K, Aggregating, AggregatorKnobs
+
+
+@dataclass
+class SelfMoASeqKnobs(AggregatorKnobs):
+    k: int = 9
+    window: int = 6  # responses per aggregation round
+    reserved: int = 3  # slots holding the repeated current synthesis
+
+
+class SelfMoASeq(Aggregating):
+    name = "self_moa_seq"
+    Knobs = SelfMoASeqKnobs
+    mode = "self_moa_seq"
+
+    @classmethod
+    def validate(cls, knobs, key, letters) -> None:
+        super().validate(knobs, key, letters)
+        if not 0 <= knobs.reserved < knobs.window <= MAX_K:
+            raise ConfigError(
+                f"{key}: need 0 <= reserved < window <= {MAX_K} "
+                f"(got reserved={knobs.reserved}, window={knobs.window})"
+            )
+
+    def window(self) -> tuple[int, int]:
+        return self.knobs.window, self.knobs.reserved

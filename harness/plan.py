@@ -1,0 +1,124 @@
+"""Planning a study: its configurations, what each needs of each model, and the seeds.
+
+A configuration is one method with its knobs, resolved against the run: which models propose
+(and how many samples of each), which model aggregates, and a unique label. A study runs its
+configurations on every item; with `baseline=true` the greedy `single` answer of every proposer
+model comes first, as the reference line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness import methods
+from harness.benchmarks import Item, validate_judge
+from harness.config import RunConfig, to_run_config
+from harness.engines import Conversation
+from harness.errors import ConfigError
+from harness.methods import Method, item_seed
+
+__all__ = [
+    "Configuration",
+    "Task",
+    "checked_run",
+    "configurations",
+    "item_seed",
+    "planned_generations",
+]
+
+
+@dataclass(frozen=True)
+class Configuration:
+    label: str  # unique within a run: "single", "self_moa(k=4)", "mixed_moa(qqqsss)", ...
+    method: Method
+    proposers: tuple[tuple[str, int], ...]  # (model name, samples) in prompt order
+    aggregator: str | None  # model name; None for methods without an LLM aggregation
+
+    @property
+    def knobs(self):
+        return self.method.knobs
+
+
+@dataclass(frozen=True)
+class Task:
+    """A configuration asked one item in one conversation (or failed before it could be)."""
+
+    conf: Configuration
+    item: Item
+    conversation: Conversation
+    error: str | None = None
+
+
+def configuration(knobs: methods.Knobs, run: RunConfig, key: str = "method") -> Configuration:
+    method = methods.make(knobs, key, run.letters)
+    model = knobs.model or run.model.name
+    short = {name: letter for letter, name in run.letters.items()}
+    proposers = method.proposers(model, run.letters)
+    aggregator = method.aggregator(model)
+    if knobs.label:
+        return Configuration(knobs.label, method, proposers, aggregator)
+    spec = getattr(knobs, "mixture", None) or (
+        "" if model == run.model.name else short.get(model, model)
+    )
+    agg = short.get(aggregator, aggregator) if aggregator and aggregator != model else None
+    parts = ([spec] if spec else []) + method.label_parts(agg)
+    label = f"{knobs.name}({','.join(parts)})" if parts else knobs.name
+    return Configuration(label, method, proposers, aggregator)
+
+
+def configurations(run: RunConfig) -> list[Configuration]:
+    """The run's configurations: `configurations` (a study) or `method`, after the baselines."""
+    rows = [(k, f"configurations[{i}]") for i, k in enumerate(run.configurations)]
+    confs = [configuration(k, run, key) for k, key in rows or [(run.method, "method")]]
+    if run.baseline:
+        models = dict.fromkeys(name for c in confs for name, _ in c.proposers)
+        max_tokens = confs[0].knobs.max_tokens
+        greedy = [
+            configuration(methods.knobs("single", model=name, max_tokens=max_tokens), run)
+            for name in models
+        ]
+        confs = [g for g in greedy if g.label not in {c.label for c in confs}] + confs
+    labels = [c.label for c in confs]
+    if len(set(labels)) != len(labels):
+        dup = next(x for x in labels if labels.count(x) > 1)
+        raise ConfigError(f"two configurations are both labelled {dup!r}; give one a `label`")
+    return confs
+
+
+def checked_run(cfg, run_dir: str | None = None) -> RunConfig:
+    """The typed run of a composed config, with every check that needs no model: knobs, model
+    names, labels, the judge."""
+    run = to_run_config(cfg, run_dir)
+    configurations(run)
+    validate_judge(run.benchmark, [m.name for m in run.configurations or [run.method]])
+    return run
+
+
+def planned_generations(confs: list[Configuration], items: int, turns: int = 1) -> dict[str, int]:
+    """An upper bound of the generations a study asks for, per stage kind (before the store).
+
+    Proposals count once per (model, sampling) stream, as the pool shares them; aggregation
+    rounds are estimated per configuration (Self-MoA-Seq: one per window; MoA layers: one per
+    agent).
+    """
+    streams: dict[tuple, int] = {}
+    rounds = 0
+    for c in confs:
+        k = c.knobs
+        for model, n in c.proposers:
+            key = (model, k.temperature, k.top_p, k.max_tokens)
+            streams[key] = max(streams.get(key, 0), n)
+        if c.aggregator is not None:
+            samples = sum(n for _, n in c.proposers)
+            layers = getattr(k, "layers", 2)
+            window = getattr(k, "window", None)
+            if window is not None:
+                step = max(1, window - k.reserved)
+                per_item = 1 + max(0, -(-(samples - window) // step))
+            else:
+                per_item = 1 + samples * (layers - 2)
+            rounds += per_item
+    return {
+        "proposals": sum(streams.values()) * items * turns,
+        "aggregations": rounds * items * turns,
+    }

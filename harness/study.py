@@ -1,0 +1,114 @@
+"""A study, stage by stage: proposals, aggregation rounds, later turns, scoring.
+
+propose: per model, ONE batched stage over every item (harness.generate), n = the most
+         samples any configuration needs; sample j of model M on item i is shared by every
+         configuration that uses it
+rounds:  per aggregator model, ONE batched stage per round over every (configuration,
+         item) still aggregating (MoA layers and Self-MoA-Seq windows are rounds); each
+         configuration's method says what its jobs need (harness.methods)
+turns:   turn t > 1 of a multi-turn benchmark continues, per configuration, the dialogue of
+         its own final answer to turn t - 1
+score:   extract and score, or judge in one batched stage (harness.score)
+"""
+
+from __future__ import annotations
+
+from harness.benchmarks import Benchmark, Item
+from harness.generate import Generator, Pool, conversation_key
+from harness.methods import Job, Request
+from harness.plan import Configuration, Task
+from harness.records import Proposal, Record, Round
+from harness.score import grader, judged_grader, make_record
+
+
+def execute(
+    confs: list[Configuration],
+    items: list[Item],
+    bench: Benchmark,
+    gen: Generator,
+    judge: str | None = None,
+) -> list[Record]:
+    """Run every configuration on every item: a record per configuration, item and turn."""
+    jobs = answer([Task(c, i, bench.messages(i)) for c in confs for i in items], gen)
+    done = list(jobs)
+    for turn in range(2, bench.turns + 1):
+        tasks = []
+        for job in jobs:
+            item = bench.followup(job.item, turn)
+            text = job.method.final_text(job, bench.extract_answer)
+            if text is None:
+                tasks.append(Task(job.conf, item, job.conversation, f"no_turn_{turn - 1}_answer"))
+                continue
+            history = [*job.conversation, {"role": "assistant", "content": text}]
+            tasks.append(
+                Task(job.conf, item, [*history, {"role": "user", "content": item.question}])
+            )
+        jobs = answer(tasks, gen)
+        done += jobs
+    grade = judged_grader(done, bench, gen, judge) if bench.judged else grader(bench)
+    return [make_record(job, bench, grade) for job in done]
+
+
+def start(task: Task, pool: Pool, seed: int) -> Job:
+    """The task's job, its proposals taken from the shared pool."""
+    k = task.conf.knobs
+    job = Job(task.conf, task.item, task.conversation, [], seed, error=task.error)
+    for model, count in task.conf.proposers if not task.error else ():
+        out, rate = pool[
+            (model, (k.temperature, k.top_p, k.max_tokens), conversation_key(task.conversation))
+        ]
+        job.error = job.error or out.message
+        for j, c in enumerate(out.completions[:count]):
+            job.proposals.append(
+                Proposal(model, j, c.text, out.prompt_tokens, c.tokens, c.finish_reason)
+            )
+            job.proposal_s.append(c.tokens * rate)
+    task.conf.method.start(job)
+    return job
+
+
+def answer(tasks: list[Task], gen: Generator) -> list[Job]:
+    """Proposals, then aggregation rounds, for every task: one finished `Job` per task."""
+    pool = gen.propose(tasks)
+    jobs = [start(task, pool, gen.seed) for task in tasks]
+    round_no = 0
+    while active := [job for job in jobs if not job.done]:
+        round_no += 1
+        pending = {id(job): job.method.requests(job) for job in active}
+        by_model: dict[str, list[tuple[Job, int, Request]]] = {}
+        for job in active:
+            for index, request in enumerate(pending[id(job)]):
+                by_model.setdefault(request.model, []).append((job, index, request))
+        stage = "aggregate" if round_no == 1 else f"aggregate-{round_no}"
+        inbox: dict[tuple[int, int], tuple] = {}
+        for model in sorted(by_model, key=lambda name: name != gen.slot.resident):
+            entries = by_model[model]
+            served = gen.stage(stage, model, [(r.conversation, r.sampling) for _, _, r in entries])
+            for (job, index, _), result in zip(entries, served, strict=True):
+                inbox[(id(job), index)] = result
+        for job in active:
+            requests = pending[id(job)]
+            if not requests:
+                job.done = True
+                continue
+            outputs = [inbox[(id(job), i)] for i in range(len(requests))]
+            for request, (out, rate) in zip(requests, outputs, strict=True):
+                if out.completions:
+                    c = out.completions[0]
+                    job.rounds.append(
+                        Round(
+                            request.model,
+                            job.mode,
+                            job.layer,
+                            c.text,
+                            out.prompt_tokens,
+                            c.tokens,
+                            c.finish_reason,
+                        )  # fmt: skip
+                    )
+                    job.round_s.append(c.tokens * rate)
+            if too_long := next((out for out, _ in outputs if out.error), None):
+                job.method.over_budget(job, too_long, requests)
+                continue
+            job.method.advance(job, [out.completions[0].text for out, _ in outputs])
+    return jobs
