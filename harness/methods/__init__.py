@@ -21,13 +21,14 @@ from harness.errors import ConfigError
 from harness.methods.base import Job, Knobs, Method, Request, item_seed
 from harness.methods.majority_vote import MajorityVote
 from harness.methods.mixed_moa import MixedMoA
+from harness.methods.rank_fuse import RankFuse
 from harness.methods.self_moa import SelfMoA
 from harness.methods.self_moa_seq import SelfMoASeq
 from harness.methods.single import Single
 from harness.methods.usc import USC
 
 REGISTRY: dict[str, type[Method]] = {
-    cls.name: cls for cls in (Single, MajorityVote, SelfMoA, MixedMoA, SelfMoASeq, USC)
+    cls.name: cls for cls in (Single, MajorityVote, SelfMoA, MixedMoA, SelfMoASeq, USC, RankFuse)
 }
 
 
