@@ -53,6 +53,8 @@ class BenchmarkConfig:
 class EngineConfig:
     name: str = MISSING
     kind: str = "vllm"  # which engine module loads models (harness.engines.KINDS)
+    # rough batched decode rate, only for the planned-time line printed before a study
+    tokens_per_s_hint: float = 0.0
     env: dict[str, str] = field(default_factory=dict)  # set before vLLM is imported
     kwargs: dict[str, Any] = field(default_factory=dict)  # passed straight to vllm.LLM
 

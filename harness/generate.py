@@ -9,7 +9,7 @@ something is missing, and while generating a stage holds the store's lock of eac
 writes (model and sampling fields), so concurrent jobs sharing the store never make the same
 generation twice.
 
-`propose` runs the proposal stages of a list of tasks: per model and sampling, the most samples
+`propose` runs the proposal stages of a list of jobs: per model and sampling, the most samples
 any configuration needs of one conversation, shared by every configuration that asks it.
 """
 
@@ -25,8 +25,7 @@ from dataclasses import dataclass, field, replace
 from harness.config import EngineConfig, ModelConfig
 from harness.engines import Completion, Conversation, Engine, Output, Sampling, make_engine
 from harness.engines import model_identity as engine_identity
-from harness.methods import item_seed
-from harness.plan import Task
+from harness.methods import Job, item_seed
 from harness.records import Generation
 from harness.store import Store, generation_key
 
@@ -202,30 +201,30 @@ class Generator:
         self.store.put(new)
         stats.generated_tokens = sum(made)
 
-    def propose(self, tasks: list[Task], models: set[str] | None = None) -> Pool:
-        """The proposal stages of `tasks` (only of `models` when given): one stage per model."""
-        streams: dict[str, dict[tuple, dict[str, tuple[Task, int]]]] = {}
-        for task in tasks:
-            if task.error:
+    def propose(self, jobs: list[Job], models: set[str] | None = None) -> Pool:
+        """The proposal stages of `jobs` (only of `models` when given): one stage per model."""
+        streams: dict[str, dict[tuple, dict[str, tuple[Job, int]]]] = {}
+        for job in jobs:
+            if job.error:
                 continue
-            k = task.conf.knobs
-            for model, count in task.conf.proposers:
+            k = job.conf.knobs
+            for model, count in job.conf.proposers:
                 fields = (k.temperature, k.top_p, k.max_tokens)
                 convs = streams.setdefault(model, {}).setdefault(fields, {})
-                key = conversation_key(task.conversation)
-                convs[key] = (task, max(count, convs.get(key, (task, 0))[1]))
+                key = conversation_key(job.conversation)
+                convs[key] = (job, max(count, convs.get(key, (job, 0))[1]))
         pool: Pool = {}
-        aggregators = {t.conf.aggregator for t in tasks}
+        aggregators = {job.conf.aggregator for job in jobs}
         # the resident model first, aggregator models last: each is then loaded once if it can be
         for model in sorted(streams, key=lambda n: (n != self.slot.resident, n in aggregators)):
             if models is not None and model not in models:
                 continue
             keys, requests = [], []
             for fields, convs in streams[model].items():
-                for key, (task, n) in convs.items():
+                for key, (job, n) in convs.items():
                     keys.append((model, fields, key))
-                    seed = item_seed(self.seed, task.item.id)
-                    requests.append((task.conversation, Sampling(n, *fields, seed=seed)))
+                    seed = item_seed(self.seed, job.item.id)
+                    requests.append((job.conversation, Sampling(n, *fields, seed=seed)))
             pool.update(zip(keys, self.stage("propose", model, requests), strict=True))
         return pool
 

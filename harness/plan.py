@@ -11,15 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness import methods
-from harness.benchmarks import Item, validate_judge
+from harness.benchmarks import validate_judge
 from harness.config import RunConfig, to_run_config
-from harness.engines import Conversation
 from harness.errors import ConfigError
 from harness.methods import Method, item_seed
 
 __all__ = [
     "Configuration",
-    "Task",
     "checked_run",
     "configurations",
     "item_seed",
@@ -37,16 +35,6 @@ class Configuration:
     @property
     def knobs(self):
         return self.method.knobs
-
-
-@dataclass(frozen=True)
-class Task:
-    """A configuration asked one item in one conversation (or failed before it could be)."""
-
-    conf: Configuration
-    item: Item
-    conversation: Conversation
-    error: str | None = None
 
 
 def configuration(knobs: methods.Knobs, run: RunConfig, key: str = "method") -> Configuration:
@@ -95,30 +83,25 @@ def checked_run(cfg, run_dir: str | None = None) -> RunConfig:
 
 
 def planned_generations(confs: list[Configuration], items: int, turns: int = 1) -> dict[str, int]:
-    """An upper bound of the generations a study asks for, per stage kind (before the store).
+    """Upper bounds of what a study asks for before the store serves any of it: generations
+    per stage kind, and tokens (every generation at its cap).
 
-    Proposals count once per (model, sampling) stream, as the pool shares them; aggregation
-    rounds are estimated per configuration (Self-MoA-Seq: one per window; MoA layers: one per
-    agent).
+    Proposals count once per (model, sampling) stream, as the pool shares them; every method
+    says what it generates after them (`Method.planned_rounds`).
     """
     streams: dict[tuple, int] = {}
-    rounds = 0
+    rounds: list[int] = []
     for c in confs:
         k = c.knobs
         for model, n in c.proposers:
             key = (model, k.temperature, k.top_p, k.max_tokens)
             streams[key] = max(streams.get(key, 0), n)
-        if c.aggregator is not None:
-            samples = sum(n for _, n in c.proposers)
-            layers = getattr(k, "layers", 2)
-            window = getattr(k, "window", None)
-            if window is not None:
-                step = max(1, window - k.reserved)
-                per_item = 1 + max(0, -(-(samples - window) // step))
-            else:
-                per_item = 1 + samples * (layers - 2)
-            rounds += per_item
+        rounds += c.method.planned_rounds()
+    tokens = sum(rounds)
+    tokens += sum(n * key[3] for key, n in streams.items())
+    scale = items * turns
     return {
-        "proposals": sum(streams.values()) * items * turns,
-        "aggregations": rounds * items * turns,
+        "proposals": sum(streams.values()) * scale,
+        "aggregations": len(rounds) * scale,
+        "tokens": tokens * scale,
     }

@@ -35,8 +35,9 @@ from omegaconf import DictConfig
 from harness import benchmarks
 from harness.config import ConfigError, RunConfig
 from harness.generate import Generator, ModelSlot
+from harness.methods import Job
 from harness.metrics import stage_table, summarize, summary_table, truncation_warnings
-from harness.plan import Task, checked_run, configurations, planned_generations
+from harness.plan import checked_run, configurations, planned_generations
 from harness.rundir import RunDir
 from harness.store import Store
 from harness.study import execute
@@ -106,14 +107,16 @@ def study(run: RunConfig) -> dict:
         )
     confs = configurations(run)
     planned = planned_generations(confs, len(items), bench.turns)
-    log.info(
-        "planned: %d configurations on %d items, at most %d proposals and %d aggregations "
-        "(before the store)",
-        len(confs),
-        len(items),
-        planned["proposals"],
-        planned["aggregations"],
+    plan_line = (
+        f"planned: {len(confs)} configurations on {len(items)} items: at most "
+        f"{planned['proposals']} proposals and {planned['aggregations']} aggregations, "
+        f"{planned['tokens']} tokens (before the store serves what it has)"
     )
+    if run.engine.tokens_per_s_hint > 0:
+        minutes = planned["tokens"] / run.engine.tokens_per_s_hint / 60
+        plan_line += f"; at most ~{minutes:.0f} min at {run.engine.tokens_per_s_hint:g} tokens/s"
+    log.info(plan_line)
+    print(plan_line, flush=True)
     what = f"study{len(confs)}" if run.configurations else confs[-1].label
     name = f"{what}-{run.model.name}-{bench.name}"
     tracker = make_tracker(run, name)
@@ -208,7 +211,7 @@ def propose_phase(run: RunConfig) -> dict:
     slot = ModelSlot(run.models, run.engine, run.seed)
     gen = Generator(slot, Store(run.store_dir), run.seed)
     try:
-        gen.propose([Task(c, i, bench.messages(i)) for c in confs for i in items], models)
+        gen.propose([Job(c, i, bench.messages(i), run.seed) for c in confs for i in items], models)
     finally:
         slot.close()
     stages = gen.stages

@@ -16,7 +16,7 @@ from __future__ import annotations
 from harness.benchmarks import Benchmark, Item
 from harness.generate import Generator, Pool, conversation_key
 from harness.methods import Job, Request
-from harness.plan import Configuration, Task
+from harness.plan import Configuration
 from harness.records import Proposal, Record, Round
 from harness.score import grader, judged_grader, make_record
 
@@ -29,48 +29,46 @@ def execute(
     judge: str | None = None,
 ) -> list[Record]:
     """Run every configuration on every item: a record per configuration, item and turn."""
-    jobs = answer([Task(c, i, bench.messages(i)) for c in confs for i in items], gen)
+    jobs = answer([Job(c, i, bench.messages(i), gen.seed) for c in confs for i in items], gen)
     done = list(jobs)
     for turn in range(2, bench.turns + 1):
-        tasks = []
+        later = []
         for job in jobs:
             item = bench.followup(job.item, turn)
             text = job.method.final_text(job, bench.extract_answer)
             if text is None:
-                tasks.append(Task(job.conf, item, job.conversation, f"no_turn_{turn - 1}_answer"))
+                error = f"no_turn_{turn - 1}_answer"
+                later.append(Job(job.conf, item, job.conversation, gen.seed, error))
                 continue
             history = [*job.conversation, {"role": "assistant", "content": text}]
-            tasks.append(
-                Task(job.conf, item, [*history, {"role": "user", "content": item.question}])
-            )
-        jobs = answer(tasks, gen)
+            question = {"role": "user", "content": item.question}
+            later.append(Job(job.conf, item, [*history, question], gen.seed))
+        jobs = answer(later, gen)
         done += jobs
     grade = judged_grader(done, bench, gen, judge) if bench.judged else grader(bench)
     return [make_record(job, bench, grade) for job in done]
 
 
-def start(task: Task, pool: Pool, seed: int) -> Job:
-    """The task's job, its proposals taken from the shared pool."""
-    k = task.conf.knobs
-    job = Job(task.conf, task.item, task.conversation, [], seed, error=task.error)
-    for model, count in task.conf.proposers if not task.error else ():
-        out, rate = pool[
-            (model, (k.temperature, k.top_p, k.max_tokens), conversation_key(task.conversation))
-        ]
+def start(job: Job, pool: Pool) -> None:
+    """Fill the job's proposals from the shared pool, then let its method set it up."""
+    k = job.conf.knobs
+    fields = (k.temperature, k.top_p, k.max_tokens)
+    for model, count in job.conf.proposers if not job.error else ():
+        out, rate = pool[(model, fields, conversation_key(job.conversation))]
         job.error = job.error or out.message
         for j, c in enumerate(out.completions[:count]):
             job.proposals.append(
                 Proposal(model, j, c.text, out.prompt_tokens, c.tokens, c.finish_reason)
             )
             job.proposal_s.append(c.tokens * rate)
-    task.conf.method.start(job)
-    return job
+    job.method.start(job)
 
 
-def answer(tasks: list[Task], gen: Generator) -> list[Job]:
-    """Proposals, then aggregation rounds, for every task: one finished `Job` per task."""
-    pool = gen.propose(tasks)
-    jobs = [start(task, pool, gen.seed) for task in tasks]
+def answer(jobs: list[Job], gen: Generator) -> list[Job]:
+    """Proposals, then aggregation rounds, until every job is done; returns `jobs`."""
+    pool = gen.propose(jobs)
+    for job in jobs:
+        start(job, pool)
     round_no = 0
     while active := [job for job in jobs if not job.done]:
         round_no += 1

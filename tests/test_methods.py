@@ -423,3 +423,19 @@ def test_seconds_are_charged_only_for_generations_made_in_this_run(setup):
     records, stages = run_execute(both, items, bench, slot, store, seed=0)
     assert all(r["gen_s"] == 0 for r in records if r["method"] == "self_moa")  # all stored
     assert all(r["gen_s"] > 0 for r in records if r["method"] == "usc")  # its selection is new
+
+
+def test_planned_generations_count_shared_proposals_once_and_every_round():
+    from harness.plan import planned_generations
+
+    run = study(
+        knobs("self_moa", k=4, max_tokens=10, aggregator_max_tokens=20),
+        knobs("majority_vote", k=6, max_tokens=10),  # same stream: 6 samples serve both
+        knobs("self_moa_seq", k=9, window=6, reserved=3, max_tokens=10, aggregator_max_tokens=20),
+        knobs("self_moa", k=2, layers=3, max_tokens=10, aggregator_max_tokens=20, label="l3"),
+        knobs("rank_fuse", k=4, max_tokens=10, aggregator_max_tokens=20, rank_max_tokens=30),
+    )
+    plan = planned_generations(configurations(run), items=3)
+    assert plan["proposals"] == 9 * 3  # one stream, the most samples any configuration needs
+    assert plan["aggregations"] == (1 + 2 + (2 + 1) + 2) * 3  # seq: 2 windows; layers: 2 agents
+    assert plan["tokens"] == (9 * 10 + 20 + 2 * 20 + (2 * 10 + 20) + (30 + 20)) * 3

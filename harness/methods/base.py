@@ -90,9 +90,9 @@ class Job:
     conf: Configuration
     item: Any  # harness.benchmarks.Item
     conversation: Conversation
-    proposals: list[Proposal]
     seed: int
-    error: str | None = None
+    error: str | None = None  # why the job failed (before or during its rounds)
+    proposals: list[Proposal] = field(default_factory=list)
     proposal_s: list[float] = field(default_factory=list)  # generation seconds per proposal
     rounds: list[Round] = field(default_factory=list)  # every aggregation-stage generation
     round_s: list[float] = field(default_factory=list)
@@ -146,6 +146,10 @@ class Method:
 
     def aggregator(self, model: str) -> str | None:
         return None
+
+    def planned_rounds(self) -> list[int]:
+        """The token cap of each generation after the proposals, per item (for planning)."""
+        return []
 
     def label_parts(self, agg: str | None) -> list[str]:
         """The knobs shown in the derived label, after the proposer spec."""
@@ -225,6 +229,9 @@ class Aggregating(Method):
 
     def aggregator(self, model: str) -> str | None:
         return self.knobs.aggregator or model
+
+    def planned_rounds(self) -> list[int]:
+        return [self.knobs.aggregator_max_tokens]
 
     def ordered(self, job: Job, texts: list[str], tag: str) -> tuple[list[str], list[int]]:
         """`texts` in a seeded per-item permutation (against position bias) when `shuffle`."""

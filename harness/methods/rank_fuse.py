@@ -74,6 +74,9 @@ class RankFuse(Aggregating):
     def kept(self) -> int:
         return self.knobs.keep or max(1, self.knobs.k // 2)
 
+    def planned_rounds(self) -> list[int]:
+        return [self.knobs.rank_max_tokens, *super().planned_rounds()]
+
     def label_parts(self, agg: str | None) -> list[str]:
         parts = super().label_parts(agg)
         return [parts[0], f"keep={self.kept()}", *parts[1:]]

@@ -39,6 +39,10 @@ class SelfMoA(Aggregating):
         layers = [f"layers={self.knobs.layers}"] if self.knobs.layers != 2 else []
         return super().label_parts(agg) + layers
 
+    def planned_rounds(self) -> list[int]:
+        agents = self.samples() * (self.knobs.layers - 2)
+        return [self.knobs.max_tokens] * agents + super().planned_rounds()
+
     def round_requests(self, job: Job) -> list[Request]:
         if job.layer >= self.knobs.layers:
             return super().round_requests(job)

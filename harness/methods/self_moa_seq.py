@@ -34,5 +34,10 @@ class SelfMoASeq(Aggregating):
                 f"(got reserved={knobs.reserved}, window={knobs.window})"
             )
 
+    def planned_rounds(self) -> list[int]:
+        w, r = self.window()
+        windows = 1 + max(0, -(-(self.samples() - w) // (w - r)))
+        return super().planned_rounds() * windows
+
     def window(self) -> tuple[int, int]:
         return self.knobs.window, self.knobs.reserved
