@@ -137,14 +137,13 @@ class Generator:
         found = self._lookup(keys)
         stats = StageStats(stage, model, requests=len(requests))
         stats.sequences = sum(p.n for _, p in requests)
-        made = [0] * len(requests)
-        errors: dict[int, Output] = {}
+        made, errors = [0] * len(requests), {}
         if any(g is None for got in found for g in got):
             kind = stage.split("-")[0]
             locks = {stream_lock(kind, identity, p) for _, p in requests}
             with self.store.claim(sorted(locks)):  # refreshes: another job may have made them
                 found = self._lookup(keys)
-                self._generate(stage, model, identity, requests, keys, found, made, errors, stats)
+                made, errors = self._generate(stats, identity, requests, keys, found)
         stats.found = stats.sequences - stats.made - sum(requests[i][1].n for i in errors)
         stats.skipped = len(errors)
         stats.truncated = sum(g.finish_reason == "length" for got in found for g in got if g)
@@ -170,16 +169,27 @@ class Generator:
     def _lookup(self, keys: list[list[str]]) -> list[list[Generation | None]]:
         return [[self.store.get(k) for k in ks] for ks in keys]
 
-    def _generate(self, stage, model, identity, requests, keys, found, made, errors, stats):
-        """Generate the missing samples of `found` in one engine call; store them; fill in."""
+    def _generate(
+        self,
+        stats: StageStats,
+        identity: str,
+        requests: list[tuple[Conversation, Sampling]],
+        keys: list[list[str]],
+        found: list[list[Generation | None]],
+    ) -> tuple[list[int], dict[int, Output]]:
+        """Generate the missing samples of `found` in one engine call, store them, fill them in.
+
+        Returns the tokens made per request and the outputs of requests that could not be sent.
+        """
+        made, errors = [0] * len(requests), {}
         todo = [
             (i, first, replace(p, n=n, seed=None if p.seed is None else p.seed + first))
             for i, ((_, p), got) in enumerate(zip(requests, found, strict=True))
             for first, n in missing_runs(got)
         ]
         if not todo:
-            return
-        engine, stats.load_s = self.slot.get(model)
+            return made, errors
+        engine, stats.load_s = self.slot.get(stats.model)
         start = time.perf_counter()
         outputs = engine.chat([requests[i][0] for i, _, _ in todo], [p for _, _, p in todo])
         stats.gen_s = time.perf_counter() - start
@@ -190,7 +200,7 @@ class Generator:
                 continue
             for j, c in enumerate(out.completions, start=first):
                 g = Generation(
-                    keys[i][j], identity, stage, j, c.text, c.tokens, c.finish_reason,
+                    keys[i][j], identity, stats.stage, j, c.text, c.tokens, c.finish_reason,
                     out.prompt_tokens,
                 )  # fmt: skip
                 found[i][j] = g
@@ -200,6 +210,7 @@ class Generator:
                 stats.prompt_tokens += out.prompt_tokens
         self.store.put(new)
         stats.generated_tokens = sum(made)
+        return made, errors
 
     def propose(self, jobs: list[Job], models: set[str] | None = None) -> Pool:
         """The proposal stages of `jobs` (only of `models` when given): one stage per model."""
