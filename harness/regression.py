@@ -5,12 +5,16 @@ q (proposal quality) and d (proposal diversity) are standardized over the config
 are "points of t per standard deviation of q or d", as in the paper's Table 4. Ordinary least
 squares with `statsmodels`. The confidence of alpha - beta comes from a bootstrap over items:
 the items are resampled with replacement (the same draw for every configuration), q, d and t
-are recomputed as means over the drawn items, re-standardized and refitted.
+are recomputed as means over the drawn items (unscored items, NaN, left out), re-standardized
+and refitted. This refit bootstrap stays hand-written: scipy.stats.bootstrap needs a statistic
+defined on every resample, while a resample here can make q or d constant (the fit is then
+undefined); those draws are skipped and counted instead of turning the interval into NaN.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,14 +87,21 @@ def fit(t: np.ndarray, q: np.ndarray, d: np.ndarray, warn: bool = True) -> Fit:
 def bootstrap_diff(per_item: np.ndarray, draws: int, seed: int = 0) -> tuple[np.ndarray, int]:
     """alpha - beta over `draws` resamplings of items.
 
-    per_item: (configurations, items, 3) array of per-item (t, q, d). Returns the differences
-    and the number of draws skipped because q or d came out constant (cannot standardize).
+    per_item: (configurations, items, 3) array of per-item (t, q, d), NaN where unscored.
+    Returns the differences and the number of draws skipped because q or d came out constant
+    (cannot standardize) or a configuration had no scored item among the drawn ones.
     """
     rng = np.random.default_rng(seed)
     n_items = per_item.shape[1]
     out, skipped = [], 0
     for _ in range(draws):
-        means = per_item[:, rng.integers(0, n_items, n_items)].mean(axis=1)
+        drawn = per_item[:, rng.integers(0, n_items, n_items)]
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a point with every draw unscored
+            means = np.nanmean(drawn, axis=1)
+        if not np.isfinite(means).all():
+            skipped += 1
+            continue
         t, q, d = means.T
         try:
             x = np.column_stack([np.ones(len(t)), standardize(q, "q"), standardize(d, "d")])
@@ -108,7 +119,10 @@ def with_bootstrap(result: Fit, per_item: np.ndarray, draws: int, seed: int = 0)
     diffs, skipped = bootstrap_diff(per_item, draws, seed)
     if skipped:
         log.warning(
-            "bootstrap: %d of %d draws had constant q or d and were skipped", skipped, draws
+            "bootstrap: %d of %d draws could not be refitted (constant q or d, or a "
+            "configuration without a scored item among the drawn) and were skipped",
+            skipped,
+            draws,
         )
     if len(diffs) == 0:
         return result

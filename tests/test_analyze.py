@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import yaml
 
-from harness.analyze import AnalysisError, analyze, main, power_mean
+from harness.analysis.pipeline import analyze
+from harness.analysis.quality import QualityError, power_mean
+from harness.analyze import main
 from harness.diversity import Embedder, distinct_answers, ngram_vendi, vendi_of
 from harness.regression import FitError, fit
 
@@ -60,16 +62,24 @@ def record(label: str, method: str, item: int, proposals: list[dict], score: flo
         "configuration": label,
         "method": method,
         "item_id": f"i{item}",
+        "turn": 1,
         "question": "?",
         "reference": "1",
         "proposals": proposals,
+        "rounds": [],
+        "aggregation": None,
+        "order": list(range(len(proposals))),
+        "events": [],
         "final_text": f"final {label} {item} {score}",
         "answer": "1" if score else "2",
         "score": score,
+        "judgment": None,
         "outcome": "ok",
+        "error": None,
         "calls": len(proposals) + 1,
         "prompt_tokens": 100,
         "generated_tokens": 20 * len(proposals) + 30,
+        "gen_s": 0.0,
     }
 
 
@@ -132,7 +142,7 @@ def test_power_mean_k1_is_the_mean_and_grows_towards_the_best_with_k():
     assert power_mean(scores, 2) == pytest.approx(0.5)
     assert power_mean(scores, 4) == pytest.approx(0.25**0.25)
     assert power_mean([0.3, 0.3], 3) == pytest.approx(0.3)
-    with pytest.raises(AnalysisError, match=">= 0"):
+    with pytest.raises(QualityError, match=">= 0"):
         power_mean([-1.0, 1.0], 2)
 
 

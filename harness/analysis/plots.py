@@ -1,6 +1,7 @@
-"""The analysis figures (PNG, matplotlib's Agg backend): q-d plane, Self vs Mixed, score vs k.
+"""The analysis figures (PNG, matplotlib's Agg backend): q-d plane, Self vs Mixed, score vs k,
+score vs compute with the Pareto front.
 
-Each function takes plain rows (dicts as built by harness.analyze) and a path, draws one figure,
+Each function takes plain rows (dicts as built by harness.analysis) and a path, draws one figure,
 writes it, and returns the path; none needs a display.
 """
 
@@ -81,6 +82,36 @@ def score_vs_k(lines: dict[str, list[dict]], benchmark: str, path: Path) -> Path
         ax.set_ylabel("t")
         ax.legend(fontsize=7, loc="best")
     fig.suptitle(f"{benchmark}: Self-MoA and Self-MoA-Seq against k and compute", fontsize=10)
+    return _save(fig, path)
+
+
+def compute_matched(rows: list[dict], benchmark: str, path: Path) -> Path:
+    """t against generated tokens and against calls per item; the Pareto front as a step line."""
+    colours = {"self": "tab:orange", "mixed": "tab:blue", "none": "tab:gray"}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for ax, cost, name in zip(
+        axes, ("tokens", "calls"), ("generated tokens per item", "LLM calls per item"), strict=True
+    ):
+        for r in rows:
+            on = r[f"front_{cost}"]
+            ax.scatter(r[cost], r["t"], c=colours[r["kind"]], s=60 if on else 25,
+                       edgecolors="black" if on else "none", zorder=3)  # fmt: skip
+            if on:
+                ax.annotate(r["label"], (r[cost], r["t"]), fontsize=6, xytext=(3, 3),
+                            textcoords="offset points")  # fmt: skip
+        front = sorted((r[cost], r["t"]) for r in rows if r[f"front_{cost}"])
+        if front:
+            ax.step(
+                *zip(*front, strict=True), where="post", color="black", lw=1, label="Pareto front"
+            )
+        for kind, colour in colours.items():
+            ax.scatter([], [], c=colour, label={"self": "one proposer model", "mixed": "mixture",
+                                                "none": "no proposals"}[kind])  # fmt: skip
+        ax.set_xlabel(name)
+        ax.set_ylabel("t")
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle(f"{benchmark}: score against compute (front: nothing cheaper scores higher)",
+                 fontsize=10)  # fmt: skip
     return _save(fig, path)
 
 

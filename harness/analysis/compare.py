@@ -1,0 +1,135 @@
+"""Comparisons across configurations: Self-MoA vs Mixed-MoA, score against k, and score against
+compute (generated tokens, calls) with the Pareto front of the study.
+
+Intervals over items come from `scipy.stats.bootstrap` (BCa, the items resampled); items
+without a score are left out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+import numpy as np
+from scipy.stats import bootstrap
+
+from harness.analysis.measure import Point, common_items, item_array
+
+log = logging.getLogger(__name__)
+
+COSTS = {"tokens": "generated tokens per item", "calls": "LLM calls per item"}
+
+
+def bootstrap_ci(values: np.ndarray, draws: int, seed: int) -> tuple[float, float]:
+    """95% BCa interval of the mean of per-item `values` (NaN left out) over item resamplings."""
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
+        return (float("nan"), float("nan"))
+    mean = float(values.mean())
+    if draws <= 0 or len(values) < 2 or np.ptp(values) == 0:  # no spread: nothing to resample
+        return (mean, mean)
+    res = bootstrap(
+        (values,), np.mean, n_resamples=draws, rng=np.random.default_rng(seed), method="BCa"
+    )
+    lo, hi = res.confidence_interval
+    if not (np.isfinite(lo) and np.isfinite(hi)):  # BCa degenerate on few distinct values
+        res = bootstrap(
+            (values,), np.mean, n_resamples=draws, rng=np.random.default_rng(seed),
+            method="percentile",
+        )  # fmt: skip
+        lo, hi = res.confidence_interval
+    return (float(lo), float(hi))
+
+
+def compare_self_mixed(chosen: list[Point], draws: int, seed: int) -> dict | None:
+    """Self-MoA on the best model (highest q) vs the best mixture, with bootstrap intervals."""
+    selfs = [p for p in chosen if p.kind == "self"]
+    mixed = [p for p in chosen if p.kind == "mixed"]
+    if not selfs or not mixed:
+        return None
+    items = common_items(selfs + mixed)
+    best_model = max(selfs, key=lambda p: p.mean("q", items))
+    best_self = max(selfs, key=lambda p: p.mean("t", items))
+    best_mixed = max(mixed, key=lambda p: p.mean("t", items))
+    t_model = item_array([best_model], items, ("t",))[0, :, 0]
+    t_mixed = item_array([best_mixed], items, ("t",))[0, :, 0]
+    diff = t_model - t_mixed  # paired per item; NaN where either is unscored
+    bars = []
+    for role, p in (
+        ("Self-MoA, best model", best_model),
+        ("best Self-MoA", best_self),
+        ("best Mixed-MoA", best_mixed),
+    ):
+        if role == "best Self-MoA" and p is best_model:
+            continue
+        values = item_array([p], items, ("t",))[0, :, 0]
+        bars.append(
+            {
+                "role": role,
+                "label": p.label,
+                "kind": p.kind,
+                "t": p.mean("t", items),
+                "ci": bootstrap_ci(values, draws, seed),
+            }
+        )
+    t_best = best_model.mean("t", items)
+    return {
+        "bars": bars,
+        "self_best_model": best_model.label,
+        "best_mixture": best_mixed.label,
+        "difference": float(np.nanmean(diff)) if (diff == diff).any() else float("nan"),
+        "difference_ci": bootstrap_ci(diff, draws, seed),
+        "mixtures_beaten": sum(t_best > p.mean("t", items) for p in mixed),
+        "mixtures_tied": sum(t_best == p.mean("t", items) for p in mixed),
+        "mixtures": len(mixed),
+        "items": int((diff == diff).sum()),
+    }
+
+
+def k_lines(found: list[Point]) -> dict[str, list[dict]]:
+    """Self-MoA and Self-MoA-Seq per proposer model: t, tokens against k."""
+    lines: dict[str, list[dict]] = defaultdict(list)
+    for p in found:
+        if p.method in ("self_moa", "self_moa_seq") and p.kind == "self":
+            lines[f"{p.method} ({p.models[0].split(':')[-1][:28]})"].append(
+                {"k": p.k, "t": p.mean("t"), "tokens": p.mean("tokens")}
+            )
+    return dict(lines)
+
+
+def pareto_front(costs: list[float], scores: list[float]) -> list[bool]:
+    """True where no other point costs no more and scores no less (and differs in one)."""
+    out = []
+    for c, s in zip(costs, scores, strict=True):
+        if c != c or s != s:
+            out.append(False)
+            continue
+        out.append(
+            not any(
+                c2 <= c and s2 >= s and (c2 < c or s2 > s)
+                for c2, s2 in zip(costs, scores, strict=True)
+                if c2 == c2 and s2 == s2
+            )
+        )
+    return out
+
+
+def compute_matched(found: list[Point]) -> list[dict]:
+    """Every configuration's t against tokens and calls per item, with its Pareto membership."""
+    rows = [
+        {
+            "label": p.label,
+            "method": p.method,
+            "kind": p.kind,
+            "k": p.k,
+            "t": p.mean("t"),
+            "tokens": p.mean("tokens"),
+            "calls": p.mean("calls"),
+        }
+        for p in found
+    ]
+    for cost in COSTS:
+        front = pareto_front([r[cost] for r in rows], [r["t"] for r in rows])
+        for r, on in zip(rows, front, strict=True):
+            r[f"front_{cost}"] = on
+    return sorted(rows, key=lambda r: (r["tokens"], -r["t"]))
