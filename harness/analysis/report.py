@@ -23,7 +23,7 @@ COLUMNS = [  # (header, measure, digits) of the configurations table
 
 
 def fmt(x: float, digits: int = 1) -> str:
-    return "–" if x is None or x != x else f"{x:.{digits}f}"
+    return "–" if x is None or x != x else f"{x + 0.0:.{digits}f}"
 
 
 def row(cells) -> str:

@@ -1,0 +1,123 @@
+"""Quality measures, NaN-safe fits, compute-matched comparison, bootstrap intervals and the W&B
+charts of the analysis, on synthetic records (tests/test_analyze.py builds them)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+
+import numpy as np
+import pytest
+from test_analyze import FakeEmbedder, study_records, write_run
+
+from harness.analysis.compare import bootstrap_ci, pareto_front
+from harness.analysis.mirror import charts
+from harness.analysis.pipeline import analyze
+from harness.analysis.quality import QUALITY_MEASURES, centered_norm, k_norm
+
+METHODS = ["self_moa", "mixed_moa"]
+
+
+def test_k_norm_of_one_model_is_its_quality_for_every_k():
+    for k in (1, 2, 3, 4):
+        assert k_norm({"a": 40.0}, {"a": 6}, k) == pytest.approx(40.0)
+        assert centered_norm({"a": 40.0}, {"a": 6}, k) == pytest.approx(40.0)
+
+
+def test_k_norm_weighs_models_by_multiplicity_and_moves_towards_the_best_with_k():
+    qualities = {"i": 80.0, "d": 20.0}
+    assert k_norm(qualities, {"i": 2, "d": 4}, 1) == pytest.approx(40.0)
+    assert k_norm(qualities, {"i": 4, "d": 2}, 1) == pytest.approx(60.0)
+    assert k_norm(qualities, {"i": 2, "d": 4}, 2) == pytest.approx(
+        math.sqrt((2 * 6400 + 4 * 400) / 6)
+    )
+    values = [k_norm(qualities, {"i": 3, "d": 3}, k) for k in (1, 2, 3, 4)]
+    assert values == sorted(values) and values[-1] < 80
+
+
+def test_centered_norm_penalises_spread_and_reaches_the_weaker_model_for_an_even_pair():
+    even = {"i": 3, "d": 3}
+    assert centered_norm({"i": 80.0, "d": 20.0}, even, 1) == pytest.approx(20.0)
+    assert centered_norm({"i": 50.0, "d": 50.0}, even, 2) == pytest.approx(50.0)
+    assert centered_norm({"i": 60.0, "d": 40.0}, even, 2) < 50.0
+    assert math.isnan(k_norm({"i": float("nan")}, {"i": 6}, 2))
+
+
+def test_pareto_front_keeps_what_nothing_cheaper_beats():
+    costs = [1.0, 2.0, 2.0, 3.0, float("nan")]
+    scores = [10.0, 30.0, 20.0, 25.0, 99.0]
+    assert pareto_front(costs, scores) == [True, True, False, False, False]
+
+
+def test_bootstrap_ci_brackets_the_mean_leaves_out_nan_and_is_a_point_without_spread():
+    rng = np.random.default_rng(0)
+    values = rng.normal(50, 10, size=40)
+    lo, hi = bootstrap_ci(np.append(values, np.nan), 500, 0)
+    assert lo < values.mean() < hi
+    assert bootstrap_ci(np.full(5, 7.0), 500, 0) == (7.0, 7.0)
+    assert bootstrap_ci(values, 0, 0) == (values.mean(), values.mean())
+
+
+def test_report_has_table5_every_quality_measure_and_the_compute_matched_table(tmp_path):
+    run = write_run(tmp_path / "run", study_records())
+    results = analyze(run, FakeEmbedder(tmp_path / "cache"), METHODS, False, 20, 0)
+    bench = results["benchmarks"]["gsm8k"]
+    assert set(bench["fits"]) == set(QUALITY_MEASURES)
+    self_q = bench["configurations"]["self_moa(q)"]
+    assert self_q["knorm3"] == pytest.approx(self_q["q"]) == pytest.approx(self_q["centered2"])
+    mix = bench["configurations"]["mixed_moa(qqqsss)"]
+    assert mix["mix"] == {"strong": 3, "weak": 3}
+    assert mix["knorm1"] == pytest.approx(mix["q"])
+    assert mix["centered1"] < mix["knorm1"] < mix["knorm4"]
+    report = (run / "report.md").read_text()
+    assert "| quality measure | K = 1 | K = 2 | K = 3 | K = 4 |" in report
+    assert "| Centered-1/K-Norm (our construction) |" in report
+    assert "knorm_K = (Σ_m w_m Q_m^K / Σ_m w_m)^(1/K)" in report
+    assert "### Compute-matched comparison" in report and "](cost_gsm8k.png)" in report
+    rows = bench["compute_matched"]
+    assert len(rows) == len(bench["configurations"])
+    assert any(r["front_tokens"] for r in rows) and any(r["front_calls"] for r in rows)
+    assert (run / "cost_gsm8k.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_unscored_items_are_counted_and_a_configuration_without_scores_leaves_the_fit(
+    tmp_path, caplog
+):
+    records = study_records()
+    for r in records:
+        if r["configuration"] == "mixed_moa(qqqsss)":
+            r["score"] = None  # every judge reply unreadable
+        if r["configuration"] == "mixed_moa(qqqqss)" and r["item_id"] == "i0":
+            r["score"] = None
+            r["proposals"][0]["score"] = None
+    run = write_run(tmp_path / "run", records)
+    with caplog.at_level(logging.WARNING):
+        results = analyze(run, FakeEmbedder(tmp_path / "cache"), METHODS, False, 20, 0)
+    bench = results["benchmarks"]["gsm8k"]
+    assert "mixed_moa(qqqsss) dropped from the fit: no scored item" in caplog.text
+    assert bench["dropped_from_fit"] == {"mixed_moa(qqqsss)": "no scored item"}
+    assert bench["fits"]["q"]["n"] == 27
+    assert all(math.isfinite(f["r2"]) for f in bench["fits"].values())
+    assert bench["fits"]["q"]["diff_ci"] is not None
+    partial = bench["configurations"]["mixed_moa(qqqqss)"]
+    assert (partial["unscored_items"], partial["unscored_proposals"]) == (1, 1)
+    assert math.isfinite(partial["t"])
+    assert bench["configurations"]["mixed_moa(qqqsss)"]["unscored_items"] == 8
+    report = (run / "report.md").read_text()
+    assert "Dropped from the fit: `mixed_moa(qqqsss)` (no scored item)" in report
+    assert "| 8 (1) |" in report
+    json.loads((run / "analysis.json").read_text())  # NaN-free enough to parse back
+
+
+def test_wandb_charts_are_native_tables_line_series_and_scatter(tmp_path):
+    wandb = pytest.importorskip("wandb")
+    run = write_run(tmp_path / "run", study_records(items=4))
+    results = analyze(run, FakeEmbedder(tmp_path / "cache"), METHODS, False, 0, 0)
+    out = charts(wandb, "gsm8k", results["benchmarks"]["gsm8k"])
+    assert isinstance(out["gsm8k/configurations"], wandb.Table)
+    assert isinstance(out["gsm8k/compute_matched"], wandb.Table)
+    for key in ("gsm8k/qd", "gsm8k/k_scaling", "gsm8k/t_vs_tokens"):
+        assert type(out[key]).__name__ == "CustomChart", key
+    assert out["gsm8k/qd"].spec.fields == {"x": "q", "y": "d", "color": "t"}
+    assert out["gsm8k/qd"].table.columns == ["configuration", "kind", "q", "d", "t"]
