@@ -148,3 +148,16 @@ def test_export_matches_the_shipped_reference_and_submissions_format(tmp_path):
     assert validate(rows, reference) == []
     assert [r["instruction"] for r in rows] == [reference[i]["instruction"] for i in (0, 1, 804)]
     assert {tuple(sorted(r)) for r in rows} == {tuple(sorted(reference[0]))}
+
+
+@pytest.mark.parametrize(
+    "judge", ["llama-3.3-70b-instruct", "qwen2.5-72b-instruct", "qwen2.5-32b-instruct"]
+)
+def test_open_judge_configs_compose_as_the_alpaca_eval_judge(judge):
+    from harness.config import to_run_config
+    from tests.conftest import compose_config
+
+    run = to_run_config(compose_config("benchmark=alpaca_eval", f"benchmark.judge={judge}"))
+    assert run.benchmark.judge == judge
+    model = to_run_config(compose_config(f"model={judge}", "method=single")).model
+    assert "/" in model.path and model.engine_kwargs["tensor_parallel_size"] >= 2
