@@ -121,3 +121,34 @@ def test_wandb_charts_are_native_tables_line_series_and_scatter(tmp_path):
         assert type(out[key]).__name__ == "CustomChart", key
     assert out["gsm8k/qd"].spec.fields == {"x": "q", "y": "d", "color": "t"}
     assert out["gsm8k/qd"].table.columns == ["configuration", "kind", "q", "d", "t"]
+
+
+def test_mirror_logs_an_analysis_job_with_tables_charts_and_images(tmp_path, monkeypatch):
+    wandb = pytest.importorskip("wandb")
+    from harness.analysis.mirror import mirror
+
+    class FakeRun:
+        def __init__(self, **kwargs):
+            self.kwargs, self.summary, self.logged, self.exit_code = kwargs, {}, {}, None
+
+        def log(self, payload):
+            self.logged.update(payload)
+
+        def finish(self, exit_code=0):
+            self.exit_code = exit_code
+
+    runs = []
+    monkeypatch.setattr(wandb, "init", lambda **kw: runs.append(FakeRun(**kw)) or runs[-1])
+    run = write_run(tmp_path / "run", study_records(items=4))
+    results = analyze(run, FakeEmbedder(tmp_path / "cache"), METHODS, False, 0, 0)
+    mirror(run, results, "offline")
+    (wrun,) = runs
+    assert wrun.kwargs["job_type"] == "analysis" and wrun.kwargs["group"] == "test"
+    assert {"gsm8k/qd", "gsm8k/k_scaling", "gsm8k/t_vs_tokens", "plots/qd_gsm8k"} <= set(
+        wrun.logged
+    )
+    assert (
+        wrun.summary["gsm8k/fit_knorm2/r2"]
+        == results["benchmarks"]["gsm8k"]["fits"]["knorm2"]["r2"]
+    )
+    assert wrun.exit_code == 0
