@@ -152,3 +152,15 @@ def test_mirror_logs_an_analysis_job_with_tables_charts_and_images(tmp_path, mon
         == results["benchmarks"]["gsm8k"]["fits"]["knorm2"]["r2"]
     )
     assert wrun.exit_code == 0
+
+
+def test_records_without_the_schema_fields_are_skipped_and_counted(tmp_path, caplog):
+    records = study_records(items=4)
+    del records[0]["turn"]
+    run = write_run(tmp_path / "run", records)
+    (run / "records.jsonl").write_text((run / "records.jsonl").read_text() + '{"torn": \n')
+    with caplog.at_level(logging.WARNING):
+        results = analyze(run, FakeEmbedder(tmp_path / "cache"), METHODS, False, 0, 0)
+    assert "1 records without the fields of harness.records.Record skipped" in caplog.text
+    assert "1 unreadable lines" in caplog.text
+    assert results["benchmarks"]["gsm8k"]["configurations"]["self_moa(q)"]["items"] == 3

@@ -65,6 +65,14 @@ def fit_benchmark(
     fits, refused = {}, {}
     for name in QUALITY_MEASURES:
         q = np.array([x[name] for x in qualities])
+        if not np.isfinite(np.concatenate([t, q, d])).all():  # nothing scored on common items
+            missing = [
+                p.label for p, *v in zip(chosen, t, q, d, strict=True) if not np.isfinite(v).all()
+            ]
+            if name == "q":
+                raise FitError(f"no scored value on the common items for {missing}")
+            refused[name] = f"no value on the common items for {missing}"
+            continue
         if name == "q":
             result = fit(t, q, d)  # FitError propagates: no regression at all
             fits[name] = with_bootstrap(

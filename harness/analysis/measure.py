@@ -63,7 +63,7 @@ class Point:
 
     def mean(self, measure: str, items: list[str] | None = None) -> float:
         """Mean over `items` (default all) of a per-item measure, NaN items left out."""
-        values = [self.per_item[i][measure] for i in (items or self.per_item)]
+        values = [self.per_item[i][measure] for i in (self.per_item if items is None else items)]
         values = [v for v in values if v == v]
         return float(np.mean(values)) if values else float("nan")
 
@@ -78,7 +78,8 @@ class Point:
         """Each proposer model's mean proposal score over `items` (default all)."""
         out = {}
         for m in self.mix:
-            values = [self.per_item_model[i].get(m) for i in (items or self.per_item_model)]
+            chosen = self.per_item_model if items is None else items
+            values = [self.per_item_model[i].get(m) for i in chosen]
             values = [v for v in values if v is not None and v == v]
             out[m] = float(np.mean(values)) if values else float("nan")
         return out
@@ -107,14 +108,19 @@ def find_runs(path: Path) -> list[Path]:
 
 def read_records(path: Path) -> list[Record]:
     """The records of `path`/records.jsonl; torn or incomplete lines are skipped and counted."""
-    records, bad = [], 0
+    records, torn, incomplete = [], 0, []
     for line in (path / "records.jsonl").read_text().splitlines():
         try:
             records.append(Record.from_json(json.loads(line)))
-        except (json.JSONDecodeError, TypeError):  # torn line, or fields missing
-            bad += 1
-    if bad:
-        log.warning("%s: %d unreadable lines in records.jsonl skipped", path, bad)
+        except json.JSONDecodeError:
+            torn += 1
+        except TypeError as e:  # a field of harness.records.Record missing
+            incomplete.append(str(e))
+    if torn:
+        log.warning("%s: %d unreadable lines in records.jsonl skipped", path, torn)
+    if incomplete:
+        log.warning("%s: %d records without the fields of harness.records.Record skipped (%s)",
+                    path, len(incomplete), incomplete[0])  # fmt: skip
     return records
 
 
