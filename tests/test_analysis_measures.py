@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,3 +165,18 @@ def test_records_without_the_schema_fields_are_skipped_and_counted(tmp_path, cap
     assert "1 records without the fields of harness.records.Record skipped" in caplog.text
     assert "1 unreadable lines" in caplog.text
     assert results["benchmarks"]["gsm8k"]["configurations"]["self_moa(q)"]["items"] == 3
+
+
+def test_golden_records_of_every_method_are_read_through_the_schema(tmp_path):
+    golden = Path(__file__).parent / "data" / "golden" / "records_gsm8k.jsonl"
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "records.jsonl").write_text(golden.read_text())
+    (run / "metrics.json").write_text(json.dumps({"benchmark": "gsm8k", "metric": "acc"}))
+    results = analyze(run, FakeEmbedder(tmp_path / "cache"), METHODS, True, 0, 0)
+    bench = results["benchmarks"]["gsm8k"]
+    assert len(bench["configurations"]) == 13
+    assert bench["configurations"]["mixed_moa(ssb)"]["mix"] == {"big": 1, "small": 2}
+    seq = bench["configurations"]["self_moa_seq(k=5)"]
+    assert (seq["calls"], seq["k"]) == (7.0, 5)
+    assert {r["label"] for r in bench["compute_matched"]} == set(bench["configurations"])
