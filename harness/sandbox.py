@@ -411,7 +411,8 @@ def _result(report, status, killed, elapsed, stdout, stderr, uid) -> Result:
     if killed or how == "timeout":
         return Result("timeout", f"killed after {elapsed:.2f}s wall clock", **common)
     if how == "setup" or first.get("setup", "ok") != "ok":
-        reason = str(ended.get("error") or first.get("setup"))[:1000]
+        told = first.get("setup") if first.get("setup") != "ok" else None  # init's own words
+        reason = str(told or ended.get("error"))[:1000]
         return Result("crash", f"sandbox setup failed: {reason}", **common)
     if how == "signaled" and code == -signal.SIGXCPU:
         return Result("cpu_limit", "CPU time limit exceeded", **common)
