@@ -142,6 +142,11 @@ class CRUXEval(Benchmark):
         self._graded: dict[tuple[str, str, str], float] = {}
         self._expected: dict[tuple[str, str], sandbox.Result] = {}  # (code, input) -> f(input)
 
+    def check(self) -> None:
+        """Grading runs model-written code: refuse now, before any model loads, if this
+        machine cannot contain it (benchmark.sandbox=trusted opts out)."""
+        sandbox.check(self.cfg.sandbox)
+
     def read(self) -> Iterator[Item]:
         for where, index, record in self.jsonl_rows("cruxeval/cruxeval.jsonl"):
             code, args, output = record.get("code"), record.get("input"), record.get("output")
