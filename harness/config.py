@@ -47,6 +47,9 @@ class BenchmarkConfig:
     # most tokens it may write per judgement (greedy).
     judge: str | None = None
     judge_max_tokens: int = 32
+    # Code-executing benchmarks (cruxeval): "contained" (namespaces, see harness.sandbox) or
+    # "trusted" (no namespaces; only for code you trust). Checked by harness.sandbox.check.
+    sandbox: str = "contained"
 
 
 @dataclass

@@ -88,7 +88,7 @@ def summarize(records: list[Record], benchmark: str, metric: str = "acc") -> dic
 
 TRUNCATION_KNOBS = {
     "propose": "method.max_tokens",
-    "aggregate": "method.aggregator_max_tokens",
+    "aggregate": "method.aggregator_max_tokens (rank_fuse's ranking: method.rank_max_tokens)",
     "judge": "benchmark.judge_max_tokens",
 }
 

@@ -105,6 +105,7 @@ def study(run: RunConfig) -> dict:
         raise ConfigError(
             f"benchmark {bench.name} has no items (benchmark.limit={run.benchmark.limit})"
         )
+    bench.check()
     confs = configurations(run)
     planned = planned_generations(confs, len(items), bench.turns)
     plan_line = (

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from harness.benchmarks import get
-from harness.benchmarks.cruxeval import CruxItem, extract_answer, grading_program
+from harness.benchmarks.cruxeval import CruxItem, extract_answer
 from harness.config import BenchmarkConfig
 from harness.sandbox import Limits
 
@@ -107,11 +107,6 @@ def test_extract_answer(text, expected):
     assert extract_answer(text) == expected
 
 
-def test_grading_program_keeps_the_answer_out_of_the_functions_namespace():
-    program = grading_program("def f(x):\n    return x", "1", "f(1)")
-    assert "eval('f(1)', {})" in program
-
-
 @pytest.fixture
 def items_and_bench(crux_dir):
     b = bench(crux_dir)
@@ -129,6 +124,9 @@ def items_and_bench(crux_dir):
         (2, "[('a', 2), ('b', 1)]", 1.0),
         (2, "[['a', 2], ['b', 1]]", 0.0),  # lists are not tuples
         (0, "f('abc')", 0.0),  # f is not in the answer's namespace
+        (0, "'abc'[::-1]", 1.0),  # not a literal: evaluated in a sandbox run of its own
+        (1, "[3, 6.0]", 1.0),  # == on built-in values, as CRUXEval's own check
+        (1, "(3, 6)", 0.0),
         (0, "not python (", 0.0),
         (0, None, 0.0),
     ],
@@ -152,6 +150,47 @@ def test_sandbox_failures_score_zero_and_are_counted_apart(items_and_bench, capl
     assert b.score(items[0], "'abc'") == 0.0
     assert b.score_outcomes == {"timeout": 1, "memory": 1, "error": 1}
     assert "sandbox timeout on cruxeval/test/0" in caplog.text
+
+
+def test_a_function_that_fails_is_counted_once_per_answer(tmp_path):
+    d = tmp_path / "cruxeval"
+    d.mkdir()
+    looping = {"code": "def f(x):\n    while True:\n        pass", "input": "1", "output": "1"}
+    (d / "cruxeval.jsonl").write_text(json.dumps(looping) + "\n")
+    b = bench(tmp_path)
+    b.limits = Limits(timeout_s=1.0)
+    item = b.load()[0]
+    assert b.score(item, "1") == 0.0 and b.score(item, "2") == 0.0
+    assert b.score_outcomes == {"timeout": 2}
+
+
+def test_nan_and_inf_grade_like_any_value(tmp_path):
+    d = tmp_path / "cruxeval"
+    d.mkdir()
+    code = "def f(x):\n    return [x, float('nan'), -float('inf'), {1, 2}, frozenset()]"
+    (d / "cruxeval.jsonl").write_text(json.dumps({"code": code, "input": "2", "output": "0"}))
+    b = bench(tmp_path)
+    item = b.load()[0]
+    assert b.score(item, "[2, float('nan'), float('-inf'), {2, 1}, frozenset()]") == 1.0
+    assert b.score(item, "[2, 0.0, float('-inf'), {2, 1}, frozenset()]") == 0.0
+
+
+def test_trusted_mode_grades_without_namespaces(crux_dir):
+    b = get(BenchmarkConfig(name="cruxeval", data_dir=str(crux_dir), sandbox="trusted"))
+    items = b.load()
+    assert b.score(items[0], "'cba'") == 1.0 and b.score(items[0], "'abc'[::-1]") == 1.0
+    assert b.score(items[0], "'abc'") == 0.0
+
+
+@pytest.mark.slow
+def test_every_gold_output_of_the_shared_copy_grades_correct():
+    data = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if not (data / "cruxeval" / "cruxeval.jsonl").exists():
+        pytest.skip("no shared CRUXEval copy on this machine")
+    b = bench(data)
+    items = b.load()
+    wrong = [i.id for i in items if b.score(i, i.reference) != 1.0]
+    assert wrong == [] and b.score_outcomes == {"ok": 800}
 
 
 def test_items_carry_code_and_input(items_and_bench):

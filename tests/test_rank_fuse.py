@@ -36,7 +36,7 @@ class RankingEngine(FakeEngine):
     def chat(self, conversations, params):
         outs = super().chat(conversations, params)
         for i, conv in enumerate(conversations):
-            if RANK_INSTRUCTION in conv[0]["content"]:
+            if RANK_INSTRUCTION in conv[-1]["content"]:
                 done = outs[i].completions[0]
                 outs[i] = type(outs[i])(
                     outs[i].prompt_tokens, (type(done)("[3] > [1] > [4] > [2]", 9, "stop"),)

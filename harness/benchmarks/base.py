@@ -70,6 +70,9 @@ class Benchmark(ABC):
         # status per graded answer); written to metrics.json as `score_outcomes`
         self.score_outcomes: Counter[str] = Counter()
 
+    def check(self) -> None:
+        """Raise ConfigError when this machine cannot score the benchmark (before models load)."""
+
     def load(self) -> list[Item]:
         """Valid items (at most `limit`); malformed records are counted in `report`."""
         items = []

@@ -19,12 +19,23 @@ rule; a candidate must parse as one Python expression, else it is passed over):
      trailing period dropped),
   5. the whole response, when it is one Python expression (a bare `[1, 2]`),
 and None otherwise.
-Scoring runs, in the sandbox (harness.sandbox, a separate contained process), the function,
-then `f(<input>) == eval(<answer>)` with the answer evaluated in a namespace of its own (so an
-answer of `f(...)` cannot restate the question): 1.0 when that holds, 0.0 otherwise. A timeout,
-memory or CPU limit, or a crash is also 0.0, and is logged and counted in metrics.json's
-`score_outcomes` apart from plain wrong answers (`error`). Identical (code, input, answer)
-triples are graded once per run.
+Scoring (verdicts the prediction cannot forge; harness.sandbox explains the parts):
+  1. expected: `f(<input>)` is computed in the sandbox (the dataset's function alone, no
+     prediction in that process) and comes back as literal text, parsed here by
+     `sandbox.literal`; once per (code, input). The dataset's `output` is not used.
+  2. predicted: the answer parsed here by `sandbox.literal` (an AST walk: no code runs). Only an
+     answer that is no literal (`'abc'[::-1]`, `sorted([2, 1])`) is evaluated, in a sandbox run
+     of its own, in an empty namespace (so `f(...)` cannot restate the question), and its value
+     comes back the same way. That process never holds the expected value: it is in this
+     process only, which the sandbox cannot see.
+  3. verdict: `sandbox.same(predicted, expected)` here, on built-in values only (== with nan
+     equal to nan; [1] and (1,) differ as in Python), so no `__eq__` of the model's can lie.
+A score is 1.0 or 0.0. `score_outcomes` (metrics.json) counts per graded answer: `ok` (right),
+`error` (wrong, an exception, or a malformed value message), and apart from those `timeout`,
+`memory`, `cpu_limit` and `crash` of whichever run failed (logged too). Identical (code, input,
+answer) triples are graded once per run. `benchmark.sandbox` picks the sandbox mode
+(`contained`, or `trusted` to grade without namespaces); call `harness.sandbox.check(mode)`
+before models load.
 """
 
 from __future__ import annotations
@@ -33,7 +44,7 @@ import ast
 import logging
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from harness import sandbox
 from harness.benchmarks.base import Benchmark, Item
@@ -121,16 +132,6 @@ def extract_answer(text: str) -> str | None:
     return _value(text)
 
 
-def grading_program(code: str, call_args: str, answer: str) -> str:
-    """The program the sandbox runs: it ends normally exactly when the answer is right."""
-    return (
-        f"{code}\n\n"
-        f"__actual = f({call_args})\n"
-        f"__predicted = eval({answer!r}, {{}})\n"
-        "assert __actual == __predicted, 'wrong answer'\n"
-    )
-
-
 class CRUXEval(Benchmark):
     name = "cruxeval"
     label = "CRUXEval"
@@ -139,6 +140,12 @@ class CRUXEval(Benchmark):
     def __init__(self, cfg):
         super().__init__(cfg)
         self._graded: dict[tuple[str, str, str], float] = {}
+        self._expected: dict[tuple[str, str], sandbox.Result] = {}  # (code, input) -> f(input)
+
+    def check(self) -> None:
+        """Grading runs model-written code: refuse now, before any model loads, if this
+        machine cannot contain it (benchmark.sandbox=trusted opts out)."""
+        sandbox.check(self.cfg.sandbox)
 
     def read(self) -> Iterator[Item]:
         for where, index, record in self.jsonl_rows("cruxeval/cruxeval.jsonl"):
@@ -172,16 +179,36 @@ class CRUXEval(Benchmark):
             return 0.0
         key = (item.code, item.input, answer)
         if key not in self._graded:
-            result = sandbox.run(grading_program(item.code, item.input, answer), self.limits)
-            self.score_outcomes[result.status] += 1
-            if result.status not in ("ok", "error"):
+            score, outcome, why = self._verdict(item, answer)
+            self.score_outcomes[outcome] += 1
+            if outcome not in ("ok", "error"):
                 log.warning(
                     "%s: sandbox %s on %s (answer %.60r): %s",
                     self.label,
-                    result.status,
+                    outcome,
                     item.id,
                     answer,
-                    result.error,
+                    why,
                 )
-            self._graded[key] = float(result.passed)
+            self._graded[key] = score
         return self._graded[key]
+
+    def _verdict(self, item: CruxItem, answer: str) -> tuple[float, str, str]:
+        """(score, outcome, reason): decided here, from values parsed here."""
+        limits = replace(self.limits, mode=getattr(self.cfg, "sandbox", "contained"))
+        where = (item.code, item.input)
+        if where not in self._expected:
+            self._expected[where] = sandbox.evaluate(f"f({item.input})", item.code, limits)
+        expected = self._expected[where]
+        if expected.status != "ok":
+            return 0.0, expected.status, f"computing f({item.input:.60}): {expected.error}"
+        try:
+            predicted = sandbox.literal(answer)
+        except ValueError:
+            result = sandbox.evaluate(answer, "", limits)
+            if result.status != "ok":
+                return 0.0, result.status, result.error
+            predicted = result.value
+        if sandbox.same(predicted, expected.value):
+            return 1.0, "ok", ""
+        return 0.0, "error", "wrong answer"

@@ -22,13 +22,12 @@ from dataclasses import dataclass
 
 from harness.errors import ConfigError
 from harness.methods.base import Aggregating, AggregatorKnobs, Job, Request, check_tokens
-from harness.prompts import numbered, with_system
+from harness.prompts import numbered
 
 RANK_INSTRUCTION = (
-    "Below are several candidate responses to the user's most recent message. Rank them from "
-    "best to worst by how correct, complete and helpful they are for that message. Do not "
-    "answer the message yourself. Reply only with the ranking, every response number in "
-    "brackets, best first, for example: [2] > [3] > [1]"
+    "Rank the candidate responses above from best to worst by how correct, complete and "
+    "helpful they are for the question. Do not answer the question yourself. Reply only with "
+    "the ranking, every response number in brackets, best first, for example: [2] > [3] > [1]"
 )
 _BRACKETED = re.compile(r"\[(\d+)\]")
 _NAMED = re.compile(r"(?:response|candidate)\s*#?\s*(\d+)", re.I)
@@ -55,8 +54,15 @@ def parse_ranking(text: str, n: int) -> list[int]:
 
 
 def ranking_messages(conversation: list[dict], responses: list[str]) -> list[dict]:
-    block = f"{RANK_INSTRUCTION}\n\nCandidate responses:\n\n{numbered(responses)}"
-    return with_system(conversation, block)
+    """The last user turn becomes the question, then the numbered responses and the request
+    to rank them, all in one user turn (in a system message, Qwen2.5-Coder-0.5B ignored the
+    request on 10 of 10 GSM8K items and answered the question instead)."""
+    *history, last = conversation
+    content = (
+        f"Question:\n{last['content']}\n\nCandidate responses:\n\n{numbered(responses)}"
+        f"\n\n{RANK_INSTRUCTION}"
+    )
+    return [*history, {"role": "user", "content": content}]
 
 
 class RankFuse(Aggregating):
