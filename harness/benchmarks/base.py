@@ -70,7 +70,7 @@ class Benchmark(ABC):
         # status per graded answer); written to metrics.json as `score_outcomes`
         self.score_outcomes: Counter[str] = Counter()
 
-    def check(self) -> None:
+    def check(self) -> None:  # noqa: B027 - a hook: most benchmarks need no check
         """Raise ConfigError when this machine cannot score the benchmark (before models load)."""
 
     def load(self) -> list[Item]:
