@@ -47,7 +47,8 @@ def test_generation_key_ignores_seed_and_n_but_not_temperature():
 def test_golden_store_of_the_old_code_is_served_and_left_untouched():
     before = sorted(p.name for p in GOLDEN.iterdir())
     store = Store(GOLDEN)
-    lines = [json.loads(x) for p in sorted(GOLDEN.glob("*.jsonl")) for x in p.read_text().splitlines()]
+    shards = sorted(GOLDEN.glob("*.jsonl"))
+    lines = [json.loads(x) for p in shards for x in p.read_text().splitlines()]
     assert "checksum" not in lines[0]  # written before checksums existed
     assert len(store) == len({x["key"] for x in lines}) > 0
     assert (store.torn, store.invalid, store.conflicts) == (0, 0, 0)
