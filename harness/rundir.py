@@ -23,7 +23,6 @@ import json
 import os
 import secrets
 import socket
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -92,18 +91,19 @@ class RunDir:
 
     def _atomic(self, name: str, text: str) -> None:
         """Write `name` through a temporary file and a rename; no temporary file survives."""
-        tmp = None
+        tmp = self.path / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        fd = None
         try:
-            fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f".{name}.", suffix=".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path / name)
         except OSError as e:
-            if tmp is not None:
+            if fd is not None:
                 try:
-                    Path(tmp).unlink(missing_ok=True)
+                    tmp.unlink(missing_ok=True)
                 except OSError:
                     pass
             raise PathError.from_os("run", self.path, e, f"writing {name}") from e

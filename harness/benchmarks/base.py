@@ -244,8 +244,12 @@ def read_bytes(path: Path, label: str) -> bytes:
 
 
 def read_lines(path: Path, label: str) -> list[bytes]:
-    """A data file's lines as bytes (without line ends), decoded by the caller line by line."""
-    return read_bytes(path, label).splitlines()
+    """A data file's lines as bytes, split at "\\n" only (as editors number them), without
+    their line ends; the caller decodes them one by one."""
+    lines = read_bytes(path, label).split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    return [line.removesuffix(b"\r") for line in lines]
 
 
 def undecodable(value: object) -> bool:
