@@ -283,7 +283,8 @@ class Store:
         refreshes and finds what the other job stored, so nothing is sampled twice. Locks are
         `flock`s on `<root>/locks/<name>`, released by the kernel if the holder dies; they are
         taken in sorted order, so two jobs never wait for each other. A store that cannot be
-        written takes no locks (it can only serve what is stored; `put` would fail).
+        written (or whose locks cannot be created) takes no locks: it can serve what is stored,
+        and `put` raises `PathError`.
         """
         held = []
         try:
@@ -293,8 +294,14 @@ class Store:
                     locks.mkdir(exist_ok=True)
                     for name in sorted(set(names)):
                         held.append((locks / name).open("a"))
-                except OSError as e:
-                    raise PathError.from_os("store", self.root, e, "creating its locks") from e
+                except OSError as e:  # e.g. root-squashed NFS: reading needs no locks
+                    for f in held:
+                        f.close()
+                    held = []
+                    log.info(
+                        "store: no stream locks (%s); serving what is stored, a write will fail",
+                        PathError.from_os("store", self.root, e, "creating its locks"),
+                    )
                 for f in held:
                     try:
                         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -293,3 +293,12 @@ def test_a_full_disk_is_a_path_error_and_leaves_only_whole_lines(tmp_path):
         reread = Store(fs / "store")
         assert reread.torn == 0 and reread.get("first") and len(reread) == len(store)
         assert not list((fs / "store").glob("*.tmp"))
+
+
+def test_a_claim_whose_locks_cannot_be_created_still_serves(tmp_path):
+    store = Store(tmp_path)
+    store.put([generation("k", "x")])
+    (tmp_path / "locks").mkdir()
+    (tmp_path / "locks" / "s").mkdir()  # the lock file cannot be opened
+    with store.claim(["s"]):
+        assert store.get("k").text == "x"
