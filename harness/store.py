@@ -96,6 +96,13 @@ def _written(line: dict) -> float:
     return float(value) if ok else -math.inf
 
 
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 class Store:
     """Generations by key: `get(key)`, `put([Generation])`, `claim([stream])` around generating.
 
@@ -160,6 +167,12 @@ class Store:
     @property
     def writable(self) -> bool:
         return os.access(self.root, os.W_OK)
+
+    def require_writable(self) -> None:
+        """`PathError` now (before generating anything) when generations cannot be stored."""
+        if not self.writable:
+            reason = "the file system is read-only" if _read_only_fs(self.root) else "not writable"
+            raise PathError("store", self.root, f"{reason}; generations cannot be stored")
 
     def summary(self) -> str:
         return (

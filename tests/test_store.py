@@ -274,6 +274,8 @@ def test_a_complete_store_is_served_from_a_read_only_file_system(tmp_path):
         assert not ro.writable and ro.get("k").text == "x" and ro.torn == 1
         with ro.claim(["stream"]):  # no locks/ needed when nothing is written
             assert ro.get("k")
+        with pytest.raises(PathError, match="read-only; generations cannot be stored"):
+            ro.require_writable()
         with pytest.raises(PathError, match="read-only while creating its shard"):
             ro.put([generation("j", "y")])
         assert_kept(before, fs / "store")
