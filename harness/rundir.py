@@ -39,6 +39,19 @@ OmegaConf.register_new_resolver("run_tag", lambda: RUN_TAG, use_cache=True, repl
 _held: dict[Path, int] = {}  # run directory -> fd of its flock'ed .lock, for this process
 
 
+def _close_in_child() -> None:
+    """A forked child (vLLM's engine process) must not keep the lock alive after its parent."""
+    for fd in _held.values():
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_close_in_child)
+
+
 class RunDir:
     """A run directory, created if needed and locked for this process (`PathError` if not)."""
 

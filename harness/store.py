@@ -96,6 +96,31 @@ def _written(line: dict) -> float:
     return float(value) if ok else -math.inf
 
 
+# Lock descriptors held by this process. A child forked meanwhile (vLLM's engine process) would
+# keep a copy, and with it the lock, after this process ends or releases it: children close them.
+_LOCK_FDS: set[int] = set()
+
+
+def _close(fds: list[int]) -> None:
+    while fds:
+        fd = fds.pop()
+        if fd in _LOCK_FDS:
+            _LOCK_FDS.discard(fd)
+            os.close(fd)
+
+
+def _close_in_child() -> None:
+    for fd in list(_LOCK_FDS):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _LOCK_FDS.clear()
+
+
+os.register_at_fork(after_in_child=_close_in_child)
+
+
 def _read_only_fs(path: Path) -> bool:
     try:
         return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
@@ -299,33 +324,31 @@ class Store:
         written (or whose locks cannot be created) takes no locks: it can serve what is stored,
         and `put` raises `PathError`.
         """
-        held = []
+        held: list[int] = []  # lock file descriptors, also in _LOCK_FDS (closed in forks)
         try:
             if self.writable:
                 locks = self.root / LOCKS
                 try:
                     locks.mkdir(exist_ok=True)
                     for name in sorted(set(names)):
-                        held.append((locks / name).open("a"))
+                        held.append(os.open(locks / name, os.O_WRONLY | os.O_CREAT, 0o644))
+                        _LOCK_FDS.add(held[-1])
                 except OSError as e:  # e.g. root-squashed NFS: reading needs no locks
-                    for f in held:
-                        f.close()
-                    held = []
+                    _close(held)
                     log.info(
                         "store: no stream locks (%s); serving what is stored, a write will fail",
                         PathError.from_os("store", self.root, e, "creating its locks"),
                     )
-                for f in held:
+                for fd, name in zip(held, sorted(set(names)), strict=False):
                     try:
-                        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     except BlockingIOError:
-                        log.info("store: waiting for another job generating stream %s", f.name)
-                        fcntl.flock(f, fcntl.LOCK_EX)
+                        log.info("store: waiting for another job generating stream %s", name)
+                        fcntl.flock(fd, fcntl.LOCK_EX)
             self.refresh()
             yield
         finally:
-            for f in reversed(held):
-                f.close()  # closing releases the flock
+            _close(held)  # closing releases the flock
 
     def get(self, key: str) -> Generation | None:
         return self.records.get(key)

@@ -4,6 +4,7 @@ import fcntl
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,22 @@ def test_a_full_disk_is_a_path_error_with_no_temporary_file(tmp_path):
             run.write_records([{"text": "x" * 1000}] * 200)
         assert sorted(p.name for p in run.path.iterdir()) == [".lock", "metrics.json"]
         release(run.path)
+
+
+def test_a_forked_child_does_not_keep_the_lock_of_its_parent(tmp_path):
+    run = RunDir(tmp_path / "run")
+    ready, go = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # like vLLM's engine process, outliving the run's release of its directory
+        os.write(go, b"x")  # fork handlers have run
+        time.sleep(3)
+        os._exit(0)
+    os.read(ready, 1)
+    try:
+        release(run.path)
+        fd = os.open(run.path / ".lock", os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free although the child lives
+        os.close(fd)
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)

@@ -304,3 +304,25 @@ def test_a_claim_whose_locks_cannot_be_created_still_serves(tmp_path):
     (tmp_path / "locks" / "s").mkdir()  # the lock file cannot be opened
     with store.claim(["s"]):
         assert store.get("k").text == "x"
+
+
+def test_a_child_forked_during_a_claim_does_not_keep_the_stream_lock(tmp_path):
+    import fcntl
+    import os
+
+    store = Store(tmp_path)
+    with store.claim(["s"]):
+        ready, go = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # like vLLM's engine process, loaded while the claim is held
+            os.write(go, b"x")  # fork handlers have run
+            time.sleep(3)
+            os._exit(0)
+        os.read(ready, 1)
+    try:
+        fd = os.open(tmp_path / "locks" / "s", os.O_WRONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free although the child lives
+        os.close(fd)
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
