@@ -27,6 +27,8 @@ from omegaconf import DictConfig
 from harness import benchmarks
 from harness.benchmarks import Item
 from harness.config import ConfigError, RunConfig
+from harness.environment import check_environment
+from harness.errors import report
 from harness.generate import Generator, ModelSlot
 from harness.metrics import format_table, mean, mean_ci
 from harness.plan import checked_run
@@ -155,6 +157,7 @@ def main(cfg: DictConfig) -> None:
     from harness.run import prepare_models
 
     try:
+        check_environment()
         run = checked_run(cfg, HydraConfig.get().runtime.output_dir)
         if run.benchmark.name != "alpaca_eval":
             raise ConfigError(
@@ -167,7 +170,7 @@ def main(cfg: DictConfig) -> None:
         finally:
             slot.close()
     except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
+        print(report(e), file=sys.stderr)
         sys.exit(2)
     out = Path(run.run_dir) / "agreement.json"
     out.write_text(json.dumps({"judge": run.benchmark.judge, "agreement": table}, indent=2))

@@ -15,6 +15,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+import harness.rundir  # noqa: F401 - registers ${run_tag:}, used in hydra.run.dir
 from harness import methods
 from harness.errors import ConfigError
 

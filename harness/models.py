@@ -46,6 +46,9 @@ from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
 
+from harness.environment import knob
+from harness.errors import PathError
+
 logger = logging.getLogger("harness.models" if __name__ == "__main__" else __name__)
 
 MANIFEST = "harness_model.json"
@@ -119,9 +122,15 @@ GGUF_MODELS: dict[str, GgufSpec] = {
 
 
 def cache_dir() -> Path:
-    """The harness cache: ``$HARNESS_CACHE_DIR`` if set, else ``~/.cache/harness``."""
-    env = os.environ.get("HARNESS_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "harness"
+    """The harness cache: ``$HARNESS_CACHE_DIR`` if set (and not blank), else ``~/.cache/harness``.
+
+    ``PathError`` (which="cache") when it is a file.
+    """
+    env = knob("HARNESS_CACHE_DIR")
+    path = Path(env).expanduser() if env else Path.home() / ".cache" / "harness"
+    if path.exists() and not path.is_dir():
+        raise PathError("cache", path, "it is a file, not a directory (see HARNESS_CACHE_DIR)")
+    return path
 
 
 def get_spec(name: str) -> GgufSpec:
@@ -230,6 +239,13 @@ def prepare(name: str) -> Path:
     if is_prepared(final):
         return final
     root = cache_dir()
+    try:
+        return _prepare_locked(name, spec, root, final)
+    except OSError as e:  # cannot create, read-only, full: which directory, not a traceback
+        raise PathError.from_os("cache", root, e, f"preparing {name}") from e
+
+
+def _prepare_locked(name: str, spec: GgufSpec, root: Path, final: Path) -> Path:
     (root / "locks").mkdir(parents=True, exist_ok=True)
     final.parent.mkdir(parents=True, exist_ok=True)
     with open(root / "locks" / f"{name}.lock", "w") as lock:

@@ -16,17 +16,15 @@ import sys
 
 from tqdm import tqdm
 
+from harness.environment import progress_seconds
+
 log = logging.getLogger(__name__)
 
 LOG_FORMAT = "{desc}: {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 
 
 def interval_s() -> float:
-    value = os.environ.get("HARNESS_PROGRESS_S", "30")
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        raise ValueError(f"HARNESS_PROGRESS_S={value!r} must be a number of seconds") from None
+    return progress_seconds()
 
 
 class Progress(tqdm):

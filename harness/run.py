@@ -34,6 +34,8 @@ from omegaconf import DictConfig
 
 from harness import benchmarks
 from harness.config import ConfigError, RunConfig
+from harness.environment import check_environment
+from harness.errors import report
 from harness.generate import Generator, ModelSlot
 from harness.methods import Job
 from harness.metrics import stage_table, summarize, summary_table, truncation_warnings
@@ -127,12 +129,7 @@ def study(run: RunConfig) -> dict:
         slot = ModelSlot(run.models, run.engine, run.seed)
         try:
             store = Store(run.store_dir)
-            log.info(
-                "store %s: %d generations (%d torn records skipped)",
-                run.store_dir,
-                len(store),
-                store.torn,
-            )
+            log.info("store %s: %s", run.store_dir, store.summary())
             gen = Generator(slot, store, run.seed)
             records = execute(confs, items, bench, gen, run.benchmark.judge)
             stages = gen.stages
@@ -153,6 +150,11 @@ def study(run: RunConfig) -> dict:
             "time/generate_s": sum(s.gen_s for s in stages),
             "store/found": sum(s.found for s in stages),
             "store/made": sum(s.made for s in stages),
+            "store/skipped": {
+                "torn": store.torn,
+                "invalid": store.invalid,
+                "conflicts": store.conflicts,
+            },
             "truncated": {s.stage + "/" + s.model: s.truncated for s in stages},
             "memory/peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         }
@@ -233,6 +235,7 @@ def main(cfg: DictConfig) -> None:
     install_signal_handlers()
     start = time.time()
     try:
+        check_environment()
         hydra_cfg = HydraConfig.get()
         run = checked_run(cfg, hydra_cfg.runtime.output_dir)
         if run.logger.group is None:
@@ -242,7 +245,7 @@ def main(cfg: DictConfig) -> None:
         else:
             study(run)
     except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
+        print(report(e), file=sys.stderr)
         sys.exit(2)
     except Preempted as e:
         log.warning(

@@ -5,6 +5,7 @@ import pytest
 from harness.benchmarks import get
 from harness.benchmarks.gsm8k import extract_answer, is_equivalent, reference_answer
 from harness.config import BenchmarkConfig
+from harness.errors import DataError
 
 
 @pytest.mark.parametrize(
@@ -91,7 +92,7 @@ def test_missing_local_data_and_no_hub_is_a_clear_error(tmp_path, monkeypatch):
     cfg = BenchmarkConfig(
         name="gsm8k", data_dir=str(tmp_path), hub_id="openai/gsm8k", hub_config="main"
     )
-    with pytest.raises(RuntimeError, match="no local file under benchmark.data_dir"):
+    with pytest.raises(DataError, match=r"no local file .*gsm8k/test.jsonl .*not tried"):
         get(cfg).load()
 
 

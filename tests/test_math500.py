@@ -6,6 +6,7 @@ import pytest
 from harness.benchmarks import get
 from harness.benchmarks.math500 import extract_answer, is_equivalent
 from harness.config import BenchmarkConfig
+from harness.errors import DataError
 
 
 @pytest.mark.parametrize(
@@ -99,7 +100,7 @@ def test_loader_ids_references_and_malformed_lines(tmp_path):
 def test_missing_local_data_and_no_hub_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     cfg = BenchmarkConfig(name="math500", data_dir=str(tmp_path), hub_id="HuggingFaceH4/MATH-500")
-    with pytest.raises(RuntimeError, match="no local file under benchmark.data_dir"):
+    with pytest.raises(DataError, match=r"no local file .*math500/test.jsonl .*not tried"):
         get(cfg).load()
 
 

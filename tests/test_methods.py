@@ -11,7 +11,7 @@ from harness.metrics import summarize, wilson
 from harness.plan import configurations, item_seed
 from harness.prompts import AGGREGATOR_INSTRUCTION
 from harness.store import Store
-from tests.conftest import FakeEngine, fake_slot, generation, run_execute, typed
+from tests.conftest import FakeEngine, fake_slot, run_execute, typed
 
 MODELS = {n: ModelConfig(name=n, path=f"org/{n}", revision="r1") for n in ("small", "big")}
 
@@ -186,50 +186,12 @@ def test_growing_k_generates_only_the_new_samples_with_their_own_seeds(setup):
     assert texts == [f"{'reasoning ' * 10}#### {seed0 % 100 + j}" for j in range(4)]
 
 
-def test_store_skips_a_torn_last_record_and_regenerates_it(setup, tmp_path, caplog):
-    bench, items, calls, _, slot, store = setup
-    confs = configurations(make_run(knobs("single")))
-    run_execute(confs, items, bench, slot, store, seed=0)
-    shard = store.shard
-    text = shard.read_text()
-    shard.write_text(text[: len(text) - 25])  # crash in the middle of the last record
-    reopened = Store(store.root)
-    assert reopened.torn == 1 and len(reopened) == len(items) - 1
-    assert "torn" in caplog.text
-    calls.clear()
-    records, stages = run_execute(confs, items, bench, slot, reopened, seed=0)
-    assert stages[0].made == 1 and len(calls[0][1]) == 1
-
-
-def test_concurrent_writers_use_separate_shards(tmp_path):
-    a, b = Store(tmp_path), Store(tmp_path)
-    assert a.shard != b.shard
-    a.put([generation("k1", "x")])
-    b.put([generation("k2", "y")])
-    c = Store(tmp_path)
-    assert {c.get("k1").text, c.get("k2").text} == {"x", "y"} and c.torn == 0
-
-
 def test_missing_runs():
     from harness.generate import missing_runs
 
     assert missing_runs([None, None]) == [(0, 2)]
     assert missing_runs([1, None, None, 1, None]) == [(1, 2), (4, 1)]
     assert missing_runs([1, 1]) == []
-
-
-def test_generation_key_ignores_seed_and_n_but_not_temperature():
-    from harness.engines import Sampling
-    from harness.store import generation_key
-
-    conv = [{"role": "user", "content": "q"}]
-    a = Sampling(n=4, temperature=0.7, seed=1).generation_fields()
-    b = Sampling(n=8, temperature=0.7, seed=99).generation_fields()
-    c = Sampling(n=4, temperature=0.2, seed=1).generation_fields()
-    assert generation_key("m", conv, a, 5, 0) == generation_key("m", conv, b, 5, 0)
-    assert generation_key("m", conv, a, 5, 0) != generation_key("m", conv, c, 5, 0)
-    assert generation_key("m", conv, a, 5, 0) != generation_key("m", conv, a, 5, 1)
-    assert generation_key("m", conv, a, 5, 0) != generation_key("m2", conv, a, 5, 0)
 
 
 LETTERS = {"a": "small", "b": "big"}

@@ -11,6 +11,7 @@ from harness.benchmarks.mmlu import (
     normalise_label,
 )
 from harness.config import BenchmarkConfig
+from harness.errors import DataError
 
 
 @pytest.mark.parametrize(
@@ -219,7 +220,7 @@ def test_missing_local_data_and_no_hub_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     for name, hub in [("mmlu", "cais/mmlu"), ("mmlu_redux", "edinburgh-dawg/mmlu-redux-2.0")]:
         cfg = BenchmarkConfig(name=name, data_dir=str(tmp_path), hub_id=hub, hub_config=None)
-        with pytest.raises(RuntimeError, match="no local files under benchmark.data_dir"):
+        with pytest.raises(DataError, match=r"no local files .*mmlu.*not tried"):
             get(cfg).load()
 
 

@@ -1,12 +1,10 @@
-"""Sweep presets, launchers, preemption signals, W&B ids, store locks and progress lines."""
+"""Sweep presets, launchers, preemption signals, W&B ids and progress lines."""
 
-import json
 import logging
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -14,9 +12,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from harness.config import ConfigError, compose, options, to_run_config
-from harness.store import Store
 from harness.tracking import run_files, run_id
-from tests.conftest import generation
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,37 +78,6 @@ def test_run_files_leave_out_wandb_and_hidden_files(tmp_path):
         "config.yaml",
         "plots/q_vs_d.png",
     ]
-
-
-def test_claim_waits_for_the_holder_then_sees_its_records(tmp_path):
-    holder, waiter = Store(tmp_path), Store(tmp_path)
-    seen = []
-
-    def wait_and_read():
-        with waiter.claim(["propose-x"]):
-            seen.append(waiter.get("k1"))
-
-    with holder.claim(["propose-x"]):
-        thread = threading.Thread(target=wait_and_read)
-        thread.start()
-        time.sleep(0.3)
-        assert thread.is_alive() and not seen  # blocked on the lock
-        holder.put([generation("k1", "made once")])
-    thread.join(5)
-    assert [g.text for g in seen] == ["made once"]
-
-
-def test_refresh_reads_only_new_whole_lines(tmp_path):
-    reader = Store(tmp_path)
-    shard = tmp_path / "other.jsonl"
-    a, b = (json.dumps(generation(k, "y").to_json()) for k in "ab")
-    shard.write_text(a + "\n" + b[:20])  # b being written
-    reader.refresh()
-    assert reader.get("a") and reader.get("b") is None and reader.torn == 1
-    with shard.open("a") as f:
-        f.write(b[20:] + "\n")
-    reader.refresh()
-    assert reader.get("b") == generation("b", "y") and reader.torn == 1
 
 
 def test_signal_raises_preempted_so_the_run_closes_cleanly(monkeypatch):

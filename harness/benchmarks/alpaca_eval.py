@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from harness.benchmarks.base import Item, JudgedBenchmark
+from harness.benchmarks.base import Item, JudgedBenchmark, read_bytes, undecodable
+from harness.errors import DataError
 from harness.judge import pairwise_messages, pairwise_verdict
 
 REFERENCE_FILE = "alpaca_eval/results/gpt4_1106_preview/model_outputs.json"
@@ -37,22 +38,25 @@ class AlpacaEval(JudgedBenchmark):
             yield Item(id=f"alpaca_eval/{index}", question=instruction, reference=output)
 
     def rows(self) -> Iterator[tuple[str, int, dict]]:
-        path = self.local_path(REFERENCE_FILE)
+        path = self.local_file(REFERENCE_FILE)
         if path is None:
             yield from self.jsonl_rows(REFERENCE_FILE)  # the hub when there is no local file
             return
         self.report.source = str(path)
+        text = read_bytes(path, self.label).decode("utf-8-sig", errors="surrogateescape")
         try:
-            records = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise RuntimeError(f"{path}: not valid JSON ({e})") from e
+            records = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as e:
+            raise DataError(f"{self.label}: {path} is not valid JSON ({e})") from None
         if not isinstance(records, list):
-            raise RuntimeError(f"{path}: expected a JSON list of records")
+            raise DataError(f"{self.label}: {path}: expected a JSON list of records")
         for i, record in enumerate(records):
-            if isinstance(record, dict):
-                yield f"{path}[{i}]", i, record
-            else:
+            if not isinstance(record, dict):
                 self.report.skipped.append(f"{path}[{i}]: not a JSON object")
+            elif undecodable(record):
+                self.report.skipped.append(f"{path}[{i}]: not UTF-8")
+            else:
+                yield f"{path}[{i}]", i, record
 
     def messages(self, item: Item) -> list[dict[str, str]]:
         return [{"role": "user", "content": item.question}]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.config import BenchmarkConfig
+from harness.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -134,19 +136,50 @@ class Benchmark(ABC):
         path = Path(self.cfg.data_dir).expanduser() / relative
         return path if path.exists() else None
 
-    def hub_error(self, expected: str, e: Exception, files: str = "file") -> RuntimeError:
-        return RuntimeError(
-            f"{self.label}: no local {files} under benchmark.data_dir={self.cfg.data_dir!r} "
-            f"(expected {expected}) and the hub dataset {self.cfg.hub_id!r} could not be "
-            f"loaded: {e}"
+    def local_file(self, relative: str) -> Path | None:
+        """`<data_dir>/<relative>` when it exists; `DataError` when it is not a regular file."""
+        path = self.local_path(relative)
+        if path is not None and not path.is_file():
+            raise DataError(f"{self.label}: {path} is not a file (a directory?)")
+        return path
+
+    def check_hub(self, expected: str, files: str = "file") -> None:
+        """`DataError` at once (naming the paths tried) when the hub must not be tried instead
+        of the missing local `expected`: benchmark.data_dir is an existing folder, or the hub
+        is offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE)."""
+        data_dir = Path(self.cfg.data_dir).expanduser() if self.cfg.data_dir else None
+        if data_dir is not None and data_dir.exists() and not data_dir.is_dir():
+            raise DataError(f"{self.label}: benchmark.data_dir={self.cfg.data_dir!r} is a file")
+        offline = [k for k in OFFLINE_VARIABLES if _truthy(os.environ.get(k))]
+        if data_dir is not None and data_dir.is_dir():
+            why = f"benchmark.data_dir={self.cfg.data_dir!r} is set"
+        elif offline:
+            why = f"{offline[0]} is set"
+        else:
+            return
+        tried = data_dir / expected if data_dir is not None else None
+        raise DataError(
+            f"{self.label}: no local {files} {tried or expected}"
+            f"{_present(tried, self.cfg.split)} and the hub dataset {self.cfg.hub_id!r} is not "
+            f"tried ({why}); check benchmark.split={self.cfg.split!r} and benchmark.data_dir "
+            "(null: use the hub)"
+        )
+
+    def hub_error(self, expected: str, e: Exception, files: str = "file") -> DataError:
+        tried = Path(self.cfg.data_dir).expanduser() / expected if self.cfg.data_dir else expected
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        return DataError(
+            f"{self.label}: no local {files} {tried} and the hub dataset {self.cfg.hub_id!r} "
+            f"(split {self.cfg.split!r}) could not be loaded: {reason}"
         )
 
     def jsonl_rows(self, relative: str) -> Iterator[tuple[str, int, dict]]:
         """(location, index, record) from `<data_dir>/<relative>`, else from the hub dataset."""
-        path = self.local_path(relative)
+        path = self.local_file(relative)
         if path is not None:
             yield from self.read_jsonl(path)
             return
+        self.check_hub(relative)
         import datasets
 
         self.report.source = f"hub:{self.cfg.hub_id}"
@@ -158,22 +191,79 @@ class Benchmark(ABC):
             yield f"{self.cfg.hub_id}[{i}]", i, row
 
     def read_jsonl(self, path: Path) -> Iterator[tuple[str, int, dict]]:
-        """(location, 0-based line index, record) per JSON object line; bad lines are recorded."""
+        """(location, 0-based line index, record) per JSON object line; bad lines (not UTF-8,
+        not JSON, not an object) are recorded as "file:line: reason" and skipped."""
         self.report.source = str(path)
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, start=1):
-                where = f"{path}:{lineno}"
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    self.report.skipped.append(f"{where}: not JSON ({e.msg})")
-                    continue
-                if not isinstance(record, dict):
-                    self.report.skipped.append(f"{where}: not a JSON object")
-                    continue
-                yield where, lineno - 1, record
+        for lineno, raw in enumerate(read_lines(path, self.label), start=1):
+            where = f"{path}:{lineno}"
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                self.report.skipped.append(
+                    f"{where}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})"
+                )
+                continue
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                self.report.skipped.append(f"{where}: not JSON ({e.msg})")
+                continue
+            except RecursionError:
+                self.report.skipped.append(f"{where}: not JSON (nested too deeply)")
+                continue
+            if not isinstance(record, dict):
+                self.report.skipped.append(f"{where}: not a JSON object")
+                continue
+            yield where, lineno - 1, record
+
+
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _present(tried: Path | None, split: str) -> str:
+    """ "; present: a, b" listing what the folder of a missing file holds (its other splits)."""
+    folder = tried.parent if tried is not None else None
+    if folder is None or not folder.is_dir():
+        return f" (no folder {folder})" if folder is not None else ""
+    names = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    shown = ", ".join(names[:8]) + (", ..." if names[8:] else "")
+    return f" (split {split!r}; {folder} holds: {shown or 'nothing'})"
+
+
+def read_bytes(path: Path, label: str) -> bytes:
+    """A data file's bytes; `DataError` naming it when it cannot be read."""
+    try:
+        return path.read_bytes()
+    except IsADirectoryError:
+        raise DataError(f"{label}: {path} is a directory, not a data file") from None
+    except OSError as e:
+        raise DataError(f"{label}: cannot read {path}: {e.strerror or e}") from None
+
+
+def read_lines(path: Path, label: str) -> list[bytes]:
+    """A data file's lines as bytes, split at "\\n" only (as editors number them), without
+    their line ends; the caller decodes them one by one."""
+    lines = read_bytes(path, label).split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    return [line.removesuffix(b"\r") for line in lines]
+
+
+def undecodable(value: object) -> bool:
+    """Whether a value read with errors="surrogateescape" holds bytes that were not UTF-8."""
+    if isinstance(value, str):
+        return any("\udc80" <= c <= "\udcff" for c in value)
+    if isinstance(value, dict):
+        return any(undecodable(k) or undecodable(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(undecodable(v) for v in value)
+    return False
 
 
 class JudgedBenchmark(Benchmark):

@@ -42,7 +42,8 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.benchmarks.base import Benchmark, Item, boxed_contents
+from harness.benchmarks.base import Benchmark, Item, boxed_contents, read_bytes, undecodable
+from harness.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -95,14 +96,34 @@ def _round_robin(groups: list[list[Item]]) -> Iterator[Item]:
                 yield group[rank]
 
 
-def _csv_records(path: Path, text: str, delimiter: str) -> Iterator[tuple[str, dict]]:
-    """("file:line" of the record's first line, row by header name) for every CSV record."""
+def _csv_records(
+    path: Path, text: str, delimiter: str, skipped: list[str]
+) -> Iterator[tuple[str, dict]]:
+    """("file:line" of the record's first line, row by header name) for every CSV record.
+
+    `text` is decoded with errors="surrogateescape": records holding bytes that were not
+    UTF-8, and records the csv module rejects, are appended to `skipped` instead.
+    """
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    if reader.fieldnames is None:  # reading the header row; an empty file has none
+    try:
+        if reader.fieldnames is None:  # reading the header row; an empty file has none
+            return
+    except csv.Error as e:
+        skipped.append(f"{path}:1: no CSV header ({e})")
         return
     start = reader.line_num + 1
-    for row in reader:
-        yield f"{path}:{start}", row
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            skipped.append(f"{path}:{start}: not CSV ({e})")
+        else:
+            if undecodable(row):
+                skipped.append(f"{path}:{start}: not UTF-8")
+            else:
+                yield f"{path}:{start}", row
         start = reader.line_num + 1
 
 
@@ -140,10 +161,18 @@ class _MultipleChoice(Benchmark):
     def read(self) -> Iterator[Item]:
         """Local files (one per subject) if any, else the hub; subjects interleaved."""
         folder, pattern = self._local_files()
-        files = sorted(folder.glob(pattern)) if folder is not None else []
-        if not files:
+        if folder is None:
+            self.check_hub(self._expected, files="files")
             yield from _round_robin(self._hub_groups())
             return
+        if not folder.is_dir():
+            raise DataError(f"{self.label}: {folder} is a file, not a folder of CSV files")
+        files = sorted(p for p in folder.glob(pattern) if p.is_file())
+        if not files:
+            raise DataError(
+                f"{self.label}: no files {folder / pattern} (benchmark.split={self.cfg.split!r}"
+                f"; {folder} holds {len(list(folder.iterdir()))} entries)"
+            )
         self.report.source = str(folder)
         yield from _round_robin([self._file_items(path) for path in files])
 
@@ -152,6 +181,10 @@ class MMLU(_MultipleChoice):
     name = "mmlu"
     label = "MMLU"
 
+    @property
+    def _expected(self) -> str:
+        return f"mmlu/{self.cfg.split}/<subject>_{self.cfg.split}.csv"
+
     def _local_files(self) -> tuple[Path | None, str]:
         split = self.cfg.split
         return self.local_path(f"mmlu/{split}"), f"*_{split}.csv"
@@ -159,7 +192,9 @@ class MMLU(_MultipleChoice):
     def _file_items(self, path: Path) -> list[Item]:
         subject = path.name[: -len(f"_{self.cfg.split}.csv")]
         group = []
-        for index, (where, row) in enumerate(_csv_records(path, path.read_text("utf-8"), ",")):
+        text = read_bytes(path, self.label).decode("utf-8-sig", errors="surrogateescape")
+        records = _csv_records(path, text, ",", self.report.skipped)
+        for index, (where, row) in enumerate(records):
             choices = [row.get(f"choice{k}") for k in range(4)]
             if None in choices or None in row:
                 self.report.skipped.append(f"{where}: wrong number of columns")
@@ -182,8 +217,7 @@ class MMLU(_MultipleChoice):
         try:
             rows = datasets.load_dataset(self.cfg.hub_id, self.cfg.hub_config, split=self.cfg.split)
         except Exception as e:
-            expected = f"mmlu/{self.cfg.split}/<subject>_{self.cfg.split}.csv"
-            raise self.hub_error(expected, e, files="files") from e
+            raise self.hub_error(self._expected, e, files="files") from e
         groups: dict[str, list[Item]] = {}
         for i, row in enumerate(rows):
             subject = row.get("subject") or "unknown"
@@ -233,20 +267,26 @@ class MMLURedux(_MultipleChoice):
             )
         return items
 
+    _expected = "mmlu_redux/mmlu_<subject>.csv"
+
     def _local_files(self) -> tuple[Path | None, str]:
         return self.local_path("mmlu_redux"), "mmlu_*.csv"
 
     def _file_items(self, path: Path) -> list[Item]:
         subject = path.stem[len("mmlu_") :]
-        raw = path.read_bytes()
+        raw = read_bytes(path, self.label)
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
-            text = raw.decode("cp1252")
+            try:
+                text = raw.decode("cp1252")
+            except UnicodeDecodeError:  # neither: the records with bad bytes are skipped
+                text = raw.decode("utf-8-sig", errors="surrogateescape")
         first = text.split("\n", 1)[0]
         delimiter = ";" if first.count(";") > first.count(",") else ","
         group = []
-        for index, (where, row) in enumerate(_csv_records(path, text, delimiter)):
+        records = _csv_records(path, text, delimiter, self.report.skipped)
+        for index, (where, row) in enumerate(records):
             try:
                 choices = ast.literal_eval(row.get("choices") or "")
             except (ValueError, SyntaxError, MemoryError, RecursionError):
@@ -289,5 +329,5 @@ class MMLURedux(_MultipleChoice):
                         group.append(item)
                 groups.append(group)
         except Exception as e:
-            raise self.hub_error("mmlu_redux/mmlu_<subject>.csv", e, files="files") from e
+            raise self.hub_error(self._expected, e, files="files") from e
         return groups

@@ -61,7 +61,7 @@ class MTBench(JudgedBenchmark):
 
     def references(self) -> dict[int, tuple[str, ...]]:
         """GPT-4 reference answers by question id, from the local file when there is one."""
-        path = self.local_path("mt_bench/reference_answer/gpt-4.jsonl")
+        path = self.local_file("mt_bench/reference_answer/gpt-4.jsonl")
         if path is None:
             return {}
         found = {}
