@@ -16,8 +16,8 @@ finds a number wins, the last match within a rule:
   3. a stated answer: "answer is <number>", "Answer: ... <number>" (on the same line),
   4. the conclusion: the text before a verification section ("Check:", "Let's verify", ...)
      is kept when it has a number; in its last sentence with a number, the number after "total
-     is" / "total of", else the number after the last "=", else the sentence's last number
-     outside parentheses,
+     is" / "total of" / "altogether" / "in total", else the number after the last "=", else
+     the sentence's last number outside parentheses,
 and None when the response has no number at all. Scoring compares with `math-verify`, so
 `18`, `18.0`, `$18` and `\\frac{36}{2}` all match a gold `18`.
 """
@@ -69,7 +69,8 @@ _VERIFICATION = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _TOTAL = re.compile(
-    r"\btotal(?:[ \t]+\w+){0,4}?[ \t]+(?:is|was|of|will[ \t]+be|comes[ \t]+to)[ \t:]*\$?[ \t]*("
+    r"(?:\btotal(?:[ \t]+\w+){0,4}?[ \t]+(?:is|was|of|will[ \t]+be|comes[ \t]+to)"
+    r"|\b(?:altogether|in[ \t]+total|in[ \t]+all|combined)(?:[ \t,]+\w+){0,4}?)[ \t:,]*\$?[ \t]*("
     + _NUMBER
     + ")",
     re.IGNORECASE,

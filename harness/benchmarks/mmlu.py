@@ -39,7 +39,9 @@ reference for patterns):
   2. Otherwise lines that open with a letter marker: "B", "B.", "(B)", "C) text", "A. <option
      text>", "B: text" (SmolLM2's usual form). When they name one letter, that letter; when
      they name several (the options restated), no answer.
-  3. Otherwise None. A bare "A" in prose ("A good start ...") never counts.
+  3. Otherwise letters in parentheses anywhere ("Paris (B) is the capital"), as lm-eval's
+     flexible filter reads them: one distinct letter is the answer, several are none.
+  4. Otherwise None. A bare "A" in prose ("A good start ...") never counts.
 Scoring: 1.0 when the letter equals the reference letter.
 """
 
@@ -96,6 +98,7 @@ _LINE_MARKER = re.compile(
     r"|(?P<al>[a-d])\))",
     re.MULTILINE,
 )
+_PARENTHESISED = re.compile(r"\(([A-D])\)")
 _LATEX_WRAPPER = re.compile(
     r"\\(boxed|fbox|text|textbf|textrm|textit|texttt|mathrm|mathbf|mathit)\s*\{([^{}]*)\}"
 )
@@ -133,6 +136,8 @@ def extract_answer(text: str) -> str | None:
     if stated:
         return max(stated, key=lambda s: s[0])[1]
     marked = {_letter(m, "a") for m in _LINE_MARKER.finditer(text)}
+    if not marked:
+        marked = {m.group(1) for m in _PARENTHESISED.finditer(text)}
     return marked.pop() if len(marked) == 1 else None
 
 
