@@ -2,11 +2,8 @@
 
 Kept for provenance: it uses the API before the redesign and does not run after it. The test
 tests/test_golden.py serves these records from this store through the new core (made 0)."""
-import json
-import shutil
-import sys
+import json, shutil, sys
 from pathlib import Path
-
 sys.path.insert(0, "/work/main")
 from harness.benchmarks import get
 from harness.config import BenchmarkConfig, MethodConfig, ModelConfig, RunConfig
