@@ -17,8 +17,10 @@ finds a number wins, the last match within a rule:
   4. the conclusion: the text before a verification section ("Check:", "Let's verify", ...)
      is kept when it has a number; in its last sentence with a number, the number after "total
      is" / "total of" / "altogether" / "in total", else the number after the last "=", else
-     the sentence's last number outside parentheses,
-and None when the response has no number at all. Scoring compares with `math-verify`, so
+     the sentence's last number outside parentheses; a response that stops mid-sentence (cut
+     off at max_tokens: it ends in a word, a comma or an operator, and not in a quantity such
+     as "540 meters") has no conclusion,
+and None when no rule finds a number. Scoring compares with `math-verify`, so
 `18`, `18.0`, `$18` and `\\frac{36}{2}` all match a gold `18`.
 """
 
@@ -75,6 +77,9 @@ _TOTAL = re.compile(
     + ")",
     re.IGNORECASE,
 )
+# A response cut off mid-sentence (at max_tokens) has not concluded: its last number is working.
+_UNFINISHED = re.compile(r"(?:[A-Za-z]{2,}|[,;:(\[{=+*/-])\s*\Z")
+_ENDS_WITH_QUANTITY = re.compile(r"\d[ \t]*(?:[A-Za-z]+[ \t]*){0,3}\s*\Z")  # "... 3 400 km"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -149,6 +154,8 @@ def _boxed_answer(content: str) -> str:
 
 def _conclusion(text: str) -> str | None:
     """The number a response concludes with (rule 4 in the module docstring)."""
+    if _UNFINISHED.search(text) and not _ENDS_WITH_QUANTITY.search(text):
+        return None
     for m in _VERIFICATION.finditer(text):
         if _ANY_NUMBER.search(text[: m.start()]):
             text = text[: m.start()]
