@@ -13,7 +13,8 @@ finds a number wins, the last match within a rule:
   1. a `#### <number>` line (the format we ask for),
   2. the last non-empty `\\boxed{...}`: its number when it holds one (`\\$18`,
      `18 \\text{ dollars}`, `1,080`), else its LaTeX for math-verify (`\\frac{1}{2}`),
-  3. a stated answer: "answer is <number>", "Answer: ... <number>" (on the same line),
+  3. a stated answer: "answer is <number>", "Answer: ... <number>" (on the same line; after
+     "answer is 16 + 2 = 18", the result 18),
   4. the conclusion: the text before a verification section ("Check:", "Let's verify", ...)
      is kept when it has a number; in its last sentence with a number, the number after "total
      is" / "total of" / "altogether" / "in total", else the number after the last "=", else
@@ -61,9 +62,7 @@ _NOT_A_NUMBER = re.compile(
 )
 _NUMBER = r"-?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d{1,3}(?: \d{3})+(?![\d.,]\d)|\d+)(?:\.\d+)?"
 _MARKER = re.compile(r"####[ \t]*\$?[ \t]*(" + _NUMBER + ")")
-_ANSWER_IS = re.compile(
-    r"\banswer(?:[ \t]+is|[ \t]*[:=])[^\n\d-]{0,40}?(" + _NUMBER + ")", re.IGNORECASE
-)
+_ANSWER_IS = re.compile(r"\banswer(?:[ \t]+is|[ \t]*[:=])([^\n]*)", re.IGNORECASE)
 _ANY_NUMBER = re.compile(r"(?<![\d.])" + _NUMBER)
 _VERIFICATION = re.compile(
     r"^[^\w\n]*(?:let(?:'|’)?s[ \t]+|let[ \t]+me[ \t]+|we[ \t]+can[ \t]+|to[ \t]+)?"
@@ -152,6 +151,15 @@ def _boxed_answer(content: str) -> str:
     return content
 
 
+def _stated(rest: str) -> str | None:
+    """The number stated after "answer is": the result of "16 + 2 = 18", else the first number."""
+    if "=" in rest and (after := _ANY_NUMBER.findall(rest.rsplit("=", 1)[1])):
+        return normalize_number(after[0])
+    if m := re.match(r"[^\d-]{0,40}?(" + _NUMBER + ")", rest):
+        return normalize_number(m.group(1))
+    return None
+
+
 def _conclusion(text: str) -> str | None:
     """The number a response concludes with (rule 4 in the module docstring)."""
     if _UNFINISHED.search(text) and not _ENDS_WITH_QUANTITY.search(text):
@@ -182,8 +190,9 @@ def extract_answer(text: str) -> str | None:
         return normalize_number(markers[-1])
     if boxed:
         return boxed_answer
-    if stated := _ANSWER_IS.findall(text):
-        return normalize_number(stated[-1])
+    for rest in reversed(_ANSWER_IS.findall(text)):
+        if answer := _stated(rest):
+            return answer
     return _conclusion(text)
 
 
