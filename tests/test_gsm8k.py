@@ -19,7 +19,7 @@ from harness.errors import DataError
         ("first #### 3 then corrected\n#### 4", "4"),  # last marker wins
         ("The answer is \\boxed{42}.", "42"),
         ("\\boxed{\\frac{1}{2}}", "\\frac{1}{2}"),  # LaTeX kept for math-verify
-        ("\\boxed{\\text{18 dollars}}", "\\text{18 dollars}"),
+        ("\\boxed{\\text{18 dollars}}", "18"),  # the number in a box with its unit
         ("So the answer is 56 apples.", "56"),
         ("Answer: **9**", "9"),
         ("She pays 5 + 6 = 11 dollars.", "11"),  # fallback: last number

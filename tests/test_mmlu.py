@@ -18,7 +18,7 @@ from harness.errors import DataError
     "text, expected",
     [
         ("Reasoning...\nAnswer: B", "B"),
-        ("answer: c", None),  # the letter must be uppercase
+        ("answer: c", "C"),  # lower case after an anchor
         ("ANSWER: D", "D"),
         ("The answer is (C).", "C"),
         ("The correct answer is **A**.", "A"),

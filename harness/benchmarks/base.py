@@ -44,17 +44,22 @@ class LoadReport:
     skipped: list[str] = field(default_factory=list)  # "file:line: reason"
 
 
-def boxed_contents(text: str) -> list[str]:
-    """Contents of every \\boxed{...}, with nested braces balanced."""
+def boxed_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, stripped content) of every balanced \\boxed{...} or \\fbox{...}, in order."""
     found = []
-    for m in re.finditer(r"\\boxed\s*\{", text):
+    for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text):
         depth, i = 1, m.end()
         while i < len(text) and depth:
             depth += {"{": 1, "}": -1}.get(text[i], 0)
             i += 1
         if depth == 0:
-            found.append(text[m.end() : i - 1].strip())
+            found.append((m.start(), i, text[m.end() : i - 1].strip()))
     return found
+
+
+def boxed_contents(text: str) -> list[str]:
+    """Contents of every \\boxed{...} (or \\fbox{...}), with nested braces balanced."""
+    return [content for _, _, content in boxed_spans(text)]
 
 
 class Benchmark(ABC):

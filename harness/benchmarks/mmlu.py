@@ -23,11 +23,25 @@ every subject evenly, use a multiple of 57.
 
 Prompt: the question, the options as "A. ...".."D. ...", then a request to answer with the
 letter and end with a line "Answer: X".
-Extraction (`extract_answer`, pure): the last of "Answer: X" / "answer is (X)" / "option: X" /
-`\\boxed{X}` (case-insensitive keyword, X an uppercase letter A-D, optionally in parentheses,
-bold or `$`, and not followed by another letter or digit, so "answer is Absolutely" does not
-count); otherwise a response that is a single letter A-D with optional punctuation ("B.",
-"(C)", "**D**"); otherwise None. A bare "A" in prose ("A good start ...") never counts.
+
+Extraction (`extract_answer`, a pure function of the text; the rules were tuned on real outputs
+of our CPU models, tests/data/extraction/mmlu.jsonl, with lm-eval's MMLU letter filters as the
+reference for patterns):
+  0. Normalise: NFKC (full-width "：", "（Ｂ）" become ":", "(B)"), markdown `*` and `_` dropped,
+     LaTeX wrappers unwrapped (`\\boxed{B}`, `\\text{B}`, `\\textbf{(B)}`, `$B$`, `\\(B\\)`).
+  1. Stated answers: a letter right after "answer is", "Answer:", "answer would be", "correct /
+     best / right option is", "answer is option", "I choose", "答案" ...; or before "is the
+     correct answer" / "is correct" ("Option C is correct"). The letter may be upper case, in
+     parentheses, or lower case when it cannot be an article ("answer: c", "(c)", "c)"), and
+     may be followed by its option text ("Answer: C) Paris"). The last statement wins, so a
+     self-correction later in the text counts. A statement that names two letters ("A or C",
+     "B and D") is no answer.
+  2. Otherwise lines that open with a letter marker: "B", "B.", "(B)", "C) text", "A. <option
+     text>", "B: text" (SmolLM2's usual form). When they name one letter, that letter; when
+     they name several (the options restated), no answer.
+  3. Otherwise letters in parentheses anywhere ("Paris (B) is the capital"), as lm-eval's
+     flexible filter reads them: one distinct letter is the answer, several are none.
+  4. Otherwise None. A bare "A" in prose ("A good start ...") never counts.
 Scoring: 1.0 when the letter equals the reference letter.
 """
 
@@ -38,11 +52,12 @@ import csv
 import io
 import logging
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.benchmarks.base import Benchmark, Item, boxed_contents, read_bytes, undecodable
+from harness.benchmarks.base import Benchmark, Item, read_bytes, undecodable
 from harness.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -50,29 +65,81 @@ log = logging.getLogger(__name__)
 LETTERS = "ABCD"
 INSTRUCTION = "Answer with the letter of the correct option. End with a line 'Answer: X'."
 
-_STATED = re.compile(
-    r"\b(?i:answer|option|choice)\s*(?:(?i:is)\s*:?|:)[\s*_$]*\(?[\s*_]*([A-D])[\s*_]*\)?"
-    r"(?![A-Za-z0-9])"
+# An option letter: "(B)" / "(b)", an upper-case "B" not inside a word, or a lower-case "b" that
+# cannot be an article (followed by ".", ")", ":", "," or the end of the line).
+_LETTER = (
+    r"(?:\((?P<{0}p>[A-Da-d])\)|(?P<{0}u>[A-D])(?![A-Za-z0-9'])"
+    r"|(?P<{0}l>[a-d])(?=[.):,]|[ \t]*$))"
 )
-_BOXED_LETTER = re.compile(r"\(?([A-D])\)?(?![A-Za-z0-9])")
-_ALONE = re.compile(r"[\s*_$(\[]*([A-D])[\s*_$)\].:]*")
+_FIRST, _SECOND = _LETTER.format("a"), _LETTER.format("b")
+_CONNECTOR = r"[ \t]*(?:,|/|&|\bor\b|\band\b|\bnor\b)[ \t]*(?i:(?:option|choice)[ \t]+)?"
+# Statements that put the letter after the anchor ("The correct answer is (B)", "Answer: c") ...
+_ANCHOR_BEFORE = (
+    r"(?i:\banswer(?:[ \t]+(?:choice|option|to[ \t]+(?:the|this)[ \t]+question))?"
+    r"|\b(?:correct|right|best|final|most[ \t]+\w+)[ \t]+(?:option|choice|letter)"
+    r"|\bi[ \t]+(?:would[ \t]+|will[ \t]+)?(?:choose|select|pick|go[ \t]+with)"
+    r"|答案)"
+    r"(?i:[ \t]+(?:is|would[ \t]+be|should[ \t]+be|will[ \t]+be|must[ \t]+be)|[ \t]*是|[ \t]*为)?"
+    r"[ \t]*(?:[:=-][ \t]*\n?)?[ \t]*(?i:(?:option|choice|letter)[ \t]*[:-]?[ \t]*)?"
+)
+# ... and statements that put it before ("Option C is correct", "(B) is the right answer").
+_ANCHOR_AFTER = (
+    r"(?i:[ \t]+(?:is|would[ \t]+be)[ \t]+(?:the[ \t]+)?(?:correct|right|best|true|answer)\b)"
+)
+_STATED = re.compile(
+    _ANCHOR_BEFORE + _FIRST + f"(?P<more>{_CONNECTOR}{_SECOND}(?!(?i:[ \t]+(?:is|are|was)\\b)))?",
+    re.MULTILINE,
+)
+_STATED_AFTER = re.compile(
+    r"(?:(?<![A-Za-z0-9'])(?i:(?:option|choice)[ \t]*)?)" + _FIRST + _ANCHOR_AFTER, re.MULTILINE
+)
+# A line that opens with a letter marker: "B", "B.", "(B)", "C) text", "A. text", "B: text".
+_LINE_MARKER = re.compile(
+    r"^[ \t>#-]*(?:\((?P<ap>[A-Da-d])\)|(?P<au>[A-D])(?:[.):]|[ \t]*$|[ \t]+[-–—][ \t])"
+    r"|(?P<al>[a-d])\))",
+    re.MULTILINE,
+)
+_PARENTHESISED = re.compile(r"\(([A-D])\)")
+_LATEX_WRAPPER = re.compile(
+    r"\\(boxed|fbox|text|textbf|textrm|textit|texttt|mathrm|mathbf|mathit)\s*\{([^{}]*)\}"
+)
 _URL = re.compile(r"\s*https?://\S+\s*")
+
+
+def _unwrap(m: re.Match) -> str:
+    """A box is a statement of the answer; other wrappers only style their content."""
+    return f" answer: {m.group(2)} " if m.group(1) in ("boxed", "fbox") else m.group(2)
+
+
+def _normalise(text: str) -> str:
+    """Full-width forms folded, markdown emphasis dropped, LaTeX wrappers around letters removed."""
+    text = unicodedata.normalize("NFKC", text)
+    for _ in range(3):  # nested: \boxed{\text{B}}
+        text = _LATEX_WRAPPER.sub(_unwrap, text)
+    text = re.sub(r"\\\((.{0,12}?)\\\)", r"\1", text)
+    text = re.sub(r"\\\[(.{0,12}?)\\\]", r"\1", text)
+    text = re.sub(r"\$+([^$\n]{0,12}?)\$+", r"\1", text)
+    text = text.replace("*", "")
+    return re.sub(r"(?<![A-Za-z0-9])_+|_+(?![A-Za-z0-9])", "", text)
+
+
+def _letter(m: re.Match, name: str) -> str:
+    return next(m.group(name + k) for k in "pul" if m.group(name + k)).upper()
 
 
 def extract_answer(text: str) -> str | None:
     """The option letter a response settles on (rules in the module docstring), or None."""
-    found = [(m.start(), m.group(1)) for m in _STATED.finditer(text)]
-    for m in re.finditer(r"\\boxed\s*\{", text):
-        content = boxed_contents(text[m.start() :])[:1]
-        if content:
-            inner = re.sub(r"\\(?:text|textbf|mathrm)\s*\{([^{}]*)\}", r"\1", content[0]).strip()
-            if b := _BOXED_LETTER.match(inner):
-                found.append((m.start(), b.group(1)))
-    if found:
-        return max(found)[1]
-    if alone := _ALONE.fullmatch(text):
-        return alone.group(1)
-    return None
+    text = _normalise(text)
+    stated = [
+        (m.start(), None if m.group("more") else _letter(m, "a")) for m in _STATED.finditer(text)
+    ]
+    stated += [(m.start(), _letter(m, "a")) for m in _STATED_AFTER.finditer(text)]
+    if stated:
+        return max(stated, key=lambda s: s[0])[1]
+    marked = {_letter(m, "a") for m in _LINE_MARKER.finditer(text)}
+    if not marked:
+        marked = {m.group(1) for m in _PARENTHESISED.finditer(text)}
+    return marked.pop() if len(marked) == 1 else None
 
 
 def format_question(question: str, choices: list[str]) -> str:

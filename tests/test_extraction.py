@@ -1,0 +1,105 @@
+"""The real scoring path (extract_answer, then score) against a graded corpus of responses.
+
+tests/data/extraction/<benchmark>.jsonl holds responses, mostly real greedy outputs of our CPU
+models (records of 50-item runs; the question is referenced by `item_id`), plus written ones for
+the forms the issue names. Each has the gold answer, the verdict a careful human grader gives
+(`correct`), and `ambiguous` where graders could disagree (e.g. SmolLM2's "A. <text of option
+C>"). Every unambiguous verdict must be reproduced.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.benchmarks import get
+from harness.benchmarks.base import Item
+from harness.config import BenchmarkConfig
+
+CORPUS = Path(__file__).parent / "data" / "extraction"
+BENCHMARKS = ["gsm8k", "mmlu", "math500"]
+FIELDS = {"id", "source", "item_id", "class", "gold", "response", "correct", "ambiguous", "note"}
+
+
+def _cases(name: str) -> list[dict]:
+    lines = (CORPUS / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _unambiguous():
+    for name in BENCHMARKS:
+        for case in _cases(name):
+            if not case["ambiguous"]:
+                yield pytest.param(name, case, id=case["id"])
+
+
+@pytest.mark.parametrize("name, case", list(_unambiguous()))
+def test_scoring_agrees_with_the_human_grader(name, case):
+    bench = get(BenchmarkConfig(name=name))
+    item = Item(id=case["item_id"] or case["id"], question="", reference=case["gold"])
+    answer = bench.extract_answer(case["response"])
+    assert bench.score(item, answer) == float(case["correct"]), f"read {answer!r}"
+
+
+# MATH-500 has no real responses yet: the 50-item greedy runs did not get the shared vLLM lock
+# in time. Strict, so the test fails (and this mark must go) once they are added.
+NO_REAL_YET = pytest.mark.xfail(strict=True, reason="MATH-500 corpus is written cases only")
+
+
+@pytest.mark.parametrize(
+    "name", [n if n != "math500" else pytest.param(n, marks=NO_REAL_YET) for n in BENCHMARKS]
+)
+def test_corpus_is_large_mostly_real_and_well_formed(name):
+    cases = _cases(name)
+    assert len(cases) >= 60
+    assert sum(c["source"] != "written" for c in cases) > len(cases) / 2
+    assert len({c["id"] for c in cases}) == len(cases)
+    for case in cases:
+        assert set(case) == FIELDS, case["id"]
+        assert isinstance(case["correct"], bool) and isinstance(case["ambiguous"], bool)
+        assert case["source"] == "written" or case["item_id"].startswith(name.split("_")[0])
+
+
+@pytest.mark.parametrize(
+    "name, classes",
+    [
+        (
+            "mmlu",
+            {
+                "bold",
+                "latex",
+                "parentheses",
+                "lower_case",
+                "option",
+                "letter_paren_text",
+                "letter_dot_text",
+                "full_width",
+                "self_correction",
+                "two_letters",
+            },
+        ),
+        (
+            "gsm8k",
+            {
+                "words",
+                "thousands_comma",
+                "thousands_space",
+                "currency_in_box",
+                "verification_after",
+                "parts_before_total",
+            },
+        ),
+        ("math500", {"several_boxes_set", "several_boxes_self_correction", "or_against_set"}),
+    ],
+)
+def test_corpus_covers_the_named_response_classes(name, classes):
+    assert classes <= {c["class"] for c in _cases(name)}
+
+
+def test_two_letters_never_count_as_correct():
+    bench = get(BenchmarkConfig(name="mmlu"))
+    for case in _cases("mmlu"):
+        if case["class"] == "two_letters":
+            for gold in "ABCD":
+                item = Item(id=case["id"], question="", reference=gold)
+                assert bench.score(item, bench.extract_answer(case["response"])) == 0.0
