@@ -15,6 +15,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+import harness.paths  # noqa: F401 - registers the resolvers of conf/paths/
 from harness.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -87,12 +88,24 @@ class LoggerConfig:
 
 
 @dataclass
+class PathsConfig:
+    """Absolute locations (conf/paths/default.yaml): data, runs, store, cache."""
+
+    root: str = "."
+    data: str | None = None
+    runs: str = "runs"
+    store: str = "runs/store"
+    cache: str = "~/.cache/harness"
+
+
+@dataclass
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
     seed: int = 0
     baseline: bool = True  # also run `single` (greedy, proposer model) as the reference line
     run_dir: str = "."

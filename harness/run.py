@@ -32,8 +32,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+import harness.sweep  # noqa: F401 - registers the sweep-point resolver of conf/config.yaml
 from harness import benchmarks
 from harness.config import ConfigError, RunConfig, to_run_config
+from harness.logs import report
 from harness.methods import ModelSlot, Task, configurations, execute, propose
 from harness.metrics import stage_table, summarize, summary_table
 from harness.rundir import RunDir
@@ -163,6 +165,7 @@ def study(run: RunConfig) -> dict:
             if k.startswith(("time/", "memory/", "store/")) and not isinstance(v, dict)
         }
         tracker.log_summary(flat)
+        tracker.log_results(summary, bench.name, bench.metric)
         tracker.log_items(records)
         exit_code = 0
     except (Preempted, SystemExit):  # SystemExit: submitit's requeue after its USR2
@@ -170,18 +173,17 @@ def study(run: RunConfig) -> dict:
         raise
     finally:
         tracker.finish(exit_code, preempted)
-    print(f"\n{bench.name}: {len(items)} items, model {run.model.name}\n")
-    print(summary_table(summary, bench.name, bench.metric))
-    print("\n" + stage_table(metrics["stages"]))
-    print(
-        f"\nstore {run.store_dir}: found {metrics['store/found']} generations, "
-        f"made {metrics['store/made']}"
-    )
-    print(
+    report(
+        f"\n{bench.name}: {len(items)} items, model {run.model.name}\n\n"
+        + summary_table(summary, bench.name, bench.metric)
+        + "\n\n"
+        + stage_table(metrics["stages"])
+        + f"\n\nstore {run.store_dir}: found {metrics['store/found']} generations, "
+        f"made {metrics['store/made']}\n"
         f"peak memory {metrics['memory/peak_rss_gib']:.2f} GiB; "
-        f"load {metrics['time/load_s']:.1f} s; generate {metrics['time/generate_s']:.1f} s"
+        f"load {metrics['time/load_s']:.1f} s; generate {metrics['time/generate_s']:.1f} s\n"
+        f"run directory: {Path(run.run_dir).resolve()}"
     )
-    print(f"run directory: {Path(run.run_dir).resolve()}")
     return metrics
 
 
@@ -220,6 +222,7 @@ def main(cfg: DictConfig) -> None:
     try:
         hydra_cfg = HydraConfig.get()
         run = to_run_config(cfg, hydra_cfg.runtime.output_dir)
+        os.environ.setdefault("HARNESS_CACHE_DIR", run.paths.cache)  # harness.models, W&B
         if run.logger.group is None:
             run.logger.group = sweep_group(hydra_cfg)
         configurations(run)  # labels must be unique

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.config import BenchmarkConfig
+from harness.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,14 @@ class Benchmark(ABC):
         """`<data_dir>/<relative>` when it exists (a file or a folder), else None."""
         if not self.cfg.data_dir:
             return None
-        path = Path(self.cfg.data_dir).expanduser() / relative
+        root = Path(self.cfg.data_dir).expanduser()
+        if not root.is_dir():  # a configured directory that is missing: no silent hub attempt
+            raise ConfigError(
+                f"{self.label}: benchmark.data_dir={self.cfg.data_dir!r} does not exist; set "
+                "paths.data (or HARNESS_DATA_DIR) to the data directory, or "
+                "benchmark.data_dir=null to load from the hub"
+            )
+        path = root / relative
         return path if path.exists() else None
 
     def hub_error(self, expected: str, e: Exception, files: str = "file") -> RuntimeError:
