@@ -36,7 +36,7 @@ def _sweep_keys(overrides: list[str]) -> set[str]:
 
 def varying_keys(hydra_cfg: Any) -> set[str]:
     """Keys swept in this multirun: the sweeper's params and the command line's sweeps."""
-    params = OmegaConf.to_container(hydra_cfg.sweeper.get("params") or {}) or {}
+    params = hydra_cfg.sweeper.get("params") or {}
     keys = _sweep_keys([f"{k}={v}" for k, v in params.items()])
     saved = Path(str(hydra_cfg.sweep.dir)) / "multirun.yaml"  # the command line, unexpanded
     if saved.is_file():
@@ -120,7 +120,9 @@ class SweepSummary(Callback):
         (sweep_dir / "summary.txt").write_text(text + "\n", encoding="utf-8")
         print(f"\nsweep {sweep_dir}: {len(rows)} rows from {len(points(sweep_dir))} points\n")
         print(text)
-        log.info("sweep summary (%s):\n%s", sweep_dir / "summary.txt", text)
+        log.info(
+            "sweep summary of %d points in %s", len(points(sweep_dir)), sweep_dir / "summary.txt"
+        )
         mode = OmegaConf.select(config, "logger.mode", default="disabled")
         if rows and mode != "disabled":
             from harness.tracking import log_sweep_summary
