@@ -38,6 +38,7 @@ from harness.config import ConfigError, RunConfig, to_run_config
 from harness.logs import report
 from harness.methods import ModelSlot, Task, configurations, execute, propose
 from harness.metrics import stage_table, summarize, summary_table
+from harness.progress import plan_stages
 from harness.rundir import RunDir
 from harness.store import Store
 from harness.tracking import make_tracker
@@ -107,6 +108,7 @@ def study(run: RunConfig) -> dict:
             f"benchmark {bench.name} has no items (benchmark.limit={run.benchmark.limit})"
         )
     confs = configurations(run)
+    plan_stages(None)  # progress lines count this study's stages (a multirun shares a process)
     what = f"study{len(confs)}" if run.configurations else confs[-1].label
     name = f"{what}-{run.model.name}-{bench.name}"
     tracker = make_tracker(run, name)
