@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 
 from harness import benchmarks
 from harness.benchmarks import Item
-from harness.config import ConfigError, RunConfig, to_run_config
+from harness.config import CONF_DIR, ConfigError, RunConfig, to_run_config
 from harness.methods import ModelSlot, judge_all
 from harness.metrics import format_table, mean, mean_ci
 from harness.store import Store
@@ -149,7 +149,7 @@ def agreement_table(table: dict[str, dict]) -> str:
     return format_table(headers, rows)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     from harness.engines.vllm import VllmEngine
     from harness.run import prepare_models

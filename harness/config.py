@@ -97,6 +97,10 @@ class PathsConfig:
     store: str = "runs/store"
     cache: str = "~/.cache/harness"
 
+    def __post_init__(self) -> None:  # a relative override is taken from the project root
+        for name in ("root", "data", "runs", "store", "cache"):
+            setattr(self, name, harness.paths.absolute(getattr(self, name)))
+
 
 @dataclass
 class RunConfig:

@@ -34,7 +34,7 @@ from omegaconf import DictConfig
 
 import harness.sweep  # noqa: F401 - registers the sweep-point resolver of conf/config.yaml
 from harness import benchmarks
-from harness.config import ConfigError, RunConfig, to_run_config
+from harness.config import CONF_DIR, ConfigError, RunConfig, to_run_config
 from harness.logs import report
 from harness.methods import ModelSlot, Task, configurations, execute, propose
 from harness.metrics import stage_table, summarize, summary_table
@@ -217,7 +217,7 @@ def propose_phase(run: RunConfig) -> dict:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     install_signal_handlers()
     start = time.time()
