@@ -34,6 +34,7 @@ from omegaconf import DictConfig
 
 import harness.sweep  # noqa: F401 - registers the sweep-point resolver of conf/config.yaml
 from harness import benchmarks
+from harness.cluster import check_job
 from harness.config import CONF_DIR, ConfigError, RunConfig, to_run_config
 from harness.logs import report
 from harness.methods import ModelSlot, Task, configurations, execute, propose
@@ -228,6 +229,7 @@ def main(cfg: DictConfig) -> None:
         if run.logger.group is None:
             run.logger.group = sweep_group(hydra_cfg)
         configurations(run)  # labels must be unique
+        check_job(run.engine.kwargs)  # SLURM's GPUs match tensor_parallel_size
         if run.phase == "propose":
             propose_phase(run)
         else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+
+from harness.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +114,21 @@ def cross_point_table(rows: list[dict]) -> str:
 
 
 class SweepSummary(Callback):
-    """After a multirun: one table across points, printed, written, logged and sent to W&B."""
+    """After a multirun: one table across points, printed, written, logged and sent to W&B.
+
+    Before it, on SLURM: `hydra.launcher.gres` must match engine.kwargs.tensor_parallel_size.
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from harness.cluster import check_tensor_parallel, gres_gpus
+
+        gres = OmegaConf.select(config, "hydra.launcher.gres", default=None)
+        tp = OmegaConf.select(config, "engine.kwargs.tensor_parallel_size", default=1) or 1
+        try:
+            check_tensor_parallel(int(tp), gres_gpus(gres), f"hydra.launcher.gres={gres}")
+        except ConfigError as e:  # Hydra turns a callback's exceptions into warnings
+            print(f"config error: {e}", file=sys.stderr)
+            sys.exit(2)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))

@@ -1,6 +1,6 @@
 """`python -m harness.run` with the fake engine of conftest (no model loads): for tests.
 
-    PYTHONPATH=. python tests/fake_harness.py experiment=smoke logger.mode=offline ...
+PYTHONPATH=. python tests/fake_harness.py experiment=smoke logger.mode=offline ...
 """
 
 import runpy

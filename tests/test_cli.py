@@ -39,9 +39,10 @@ def test_harness_help_lists_the_commands_and_run_help_lists_config_groups(tmp_pa
 
 
 def test_tab_completion_installs_and_completes_overrides_after_the_subcommand():
-    assert "complete -o nospace -o default -F hydra_bash_completion" in harness(
-        "run", "-sc", "install=bash"
-    ).stdout
+    assert (
+        "complete -o nospace -o default -F hydra_bash_completion"
+        in harness("run", "-sc", "install=bash").stdout
+    )
     line = "harness run method=self_m"
     out = harness("-sc", "query=bash", COMP_LINE=line, COMP_POINT=str(len(line))).stdout
     assert out.split() == ["method=self_moa", "method=self_moa_seq"]
