@@ -1,9 +1,14 @@
 """`python -m harness.run` with the fake engine of conftest (no model loads): for tests.
 
-PYTHONPATH=. python tests/fake_harness.py experiment=smoke logger.mode=offline ...
+    PYTHONPATH=. python tests/fake_harness.py experiment=smoke logger.mode=offline ...
+
+FAKE_DELAY_S=<s> makes every engine call after the first sleep that long, in a SLURM job's
+first attempt only (SLURM_RESTART_COUNT unset or 0): a study that is stopped mid-way once.
 """
 
+import os
 import runpy
+import time
 
 import harness.engines.vllm as vllm_engine
 import harness.models
@@ -13,6 +18,12 @@ from tests.conftest import FakeEngine
 class Engine(FakeEngine):
     def __init__(self, model, engine, seed: int = 0):
         super().__init__(model.name, [])
+
+    def chat(self, conversations, params):
+        first_attempt = os.environ.get("SLURM_RESTART_COUNT", "0") == "0"
+        if self.calls and first_attempt:
+            time.sleep(float(os.environ.get("FAKE_DELAY_S", "0")))
+        return super().chat(conversations, params)
 
 
 vllm_engine.VllmEngine = Engine
