@@ -245,7 +245,8 @@ def fake_env(tmp: Path, **extra: str) -> dict:
 
 
 def test_usr1_near_the_time_limit_requeues_the_job_which_then_finishes(tmp_path, data):
-    """--time=1 min, USR1 30 s before: the first attempt (slow) stops, the second finishes."""
+    """--time=3 min, USR1 60 s before (SLURM may send it up to a minute early): the first
+    attempt (slow after its proposals) stops and requeues itself; the second finishes."""
     run_dir, store = tmp_path / "run", tmp_path / "store"
     job = subprocess.run(
         [
@@ -253,8 +254,8 @@ def test_usr1_near_the_time_limit_requeues_the_job_which_then_finishes(tmp_path,
             "--parsable",
             "--cpus-per-task=1",
             "--mem=2G",
-            "--time=00:01:00",
-            "--signal=B:USR1@30",
+            "--time=00:03:00",
+            "--signal=B:USR1@60",
             f"--output={tmp_path}/slurm-%j.out",
             "slurm/study.sbatch",
             *SMALL,
