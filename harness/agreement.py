@@ -149,6 +149,32 @@ def agreement_table(table: dict[str, dict]) -> str:
     return format_table(headers, rows)
 
 
+def mirror(run: RunConfig, table: dict[str, dict]) -> None:
+    """The agreement table on W&B (job_type agreement), when the logger is on."""
+    if run.logger.mode == "disabled":
+        return
+    import wandb
+
+    from harness.tracking import as_table, init_run, run_name
+
+    wrun = init_run(
+        run.logger,
+        run_dir=run.run_dir,
+        name=run_name(f"agreement-{run.benchmark.judge}"),
+        job_type="agreement",
+        notes=f"judge {run.benchmark.judge} vs GPT-4 Turbo on AlpacaEval 2.0 annotations",
+        tags=["agreement", run.benchmark.judge or ""],
+    )
+    try:
+        rows = [
+            {"model": model} | {k: v for k, v in m.items() if isinstance(v, int | float | str)}
+            for model, m in table.items()
+        ]
+        wrun.log({"agreement": as_table(wandb, rows)})
+    finally:
+        wrun.finish()
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     from harness.engines.vllm import VllmEngine
@@ -171,6 +197,7 @@ def main(cfg: DictConfig) -> None:
         sys.exit(2)
     out = Path(run.run_dir) / "agreement.json"
     out.write_text(json.dumps({"judge": run.benchmark.judge, "agreement": table}, indent=2))
+    mirror(run, table)
     print(f"\njudge {run.benchmark.judge} vs GPT-4 Turbo (AlpacaEval 2.0 annotations)\n")
     print(agreement_table(table))
     print(f"\nwritten to {out}")
