@@ -101,12 +101,13 @@ def result_charts(wandb, table, title: str) -> dict:
 
 
 def default_data_dir() -> None:
-    """Keep W&B's artifact staging off the home directory unless WANDB_DATA_DIR is set."""
+    """Keep W&B's artifact staging off the home directory unless WANDB_DATA_DIR is set.
+
+    Default `<paths.cache>/wandb` (harness.run exports paths.cache as HARNESS_CACHE_DIR).
+    """
     if not os.environ.get("WANDB_DATA_DIR"):
-        cache = os.environ.get("HARNESS_CACHE_DIR") or str(
-            Path(__file__).resolve().parent.parent / ".cache"
-        )
-        os.environ["WANDB_DATA_DIR"] = str(Path(cache) / "wandb")
+        cache = os.environ.get("HARNESS_CACHE_DIR") or "~/.cache/harness"
+        os.environ["WANDB_DATA_DIR"] = str(Path(cache).expanduser() / "wandb")
 
 
 def init_run(

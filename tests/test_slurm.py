@@ -8,6 +8,7 @@ controller does not answer. Real vLLM on SmolLM2 with tiny limits, so the module
 
 import collections
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -191,11 +192,14 @@ def test_sweep_through_submitit_launcher_shares_one_pool_of_proposals(tmp_path, 
         capture_output=True,
         text=True,
         timeout=900,
+        env=os.environ | {"HARNESS_CACHE_DIR": str(cache_dir())},  # models prepared here
     )
     print(f"2x2 sweep through submitit: {time.time() - start:.0f} s")
     assert proc.returncode == 0, proc.stderr[-3000:]
     points = sorted(p.parent for p in sweep.glob("*/metrics.json"))
-    assert [p.name for p in points] == ["0", "1", "2", "3"]
+    # named by number and swept overrides, e.g. 0_method.k=1,method=self_moa
+    assert [p.name.split("_")[0] for p in points] == ["0", "1", "2", "3"]
+    assert all("method.k=" in p.name for p in points)
     labels = {
         label
         for p in points
