@@ -253,3 +253,26 @@ def test_launcher_setup_sources_the_cluster_environment():
         "HARNESS_SETUP",
     ):
         assert f"{var}" in env
+
+
+def test_a_point_is_named_by_the_presets_and_the_command_lines_swept_keys(tmp_path):
+    from types import SimpleNamespace
+
+    from hydra.types import RunMode
+
+    from harness.sweep import point_overrides
+
+    (tmp_path / "multirun.yaml").write_text(
+        "hydra:\n  overrides:\n    task: ['method.k=2,3', 'benchmark.limit=3']\n"
+    )
+    hydra_cfg = SimpleNamespace(
+        mode=RunMode.MULTIRUN,
+        sweeper={"params": {"method.temperature": "0.3,0.5", "method": "self_moa"}},
+        sweep=SimpleNamespace(dir=str(tmp_path)),
+        overrides=SimpleNamespace(
+            task=["method=self_moa", "method.temperature=0.5", "method.k=3", "benchmark.limit=3"]
+        ),
+    )
+    assert point_overrides(hydra_cfg) == ["method.k=3", "method.temperature=0.5"]
+    hydra_cfg.mode = RunMode.RUN
+    assert point_overrides(hydra_cfg) == []
