@@ -141,6 +141,8 @@ def init_run(
         mode=logger.mode,
         id=run_id_ or run_id(run_dir),
         resume="allow",
+        # no per-run summary block on the console; the sync command is logged by the caller
+        settings=wandb.Settings(quiet=True),
     )
 
 
@@ -217,6 +219,8 @@ class WandbTracker(NullTracker):
         )
         self.run_dir = run.run_dir
         log.info("W&B %s run %s in %s", run.logger.mode, self.run.id, self.run.dir)
+        if run.logger.mode == "offline":
+            log.info("upload later with: wandb sync %s", Path(self.run.dir).parent)
 
     def log_summary(self, summary: dict) -> None:
         self.run.summary.update(summary)
