@@ -26,6 +26,7 @@ from tqdm import tqdm
 log = logging.getLogger(__name__)
 
 LOG_FORMAT = "{desc}: {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
+BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 ETA_AFTER = 0.1  # fraction of the requests done before an ETA is shown
 ETA_MIN_S = 5.0
 
@@ -78,15 +79,22 @@ class Progress(tqdm):
                 "file": open(os.devnull, "w"),  # noqa: SIM115 - closed in close()
                 "dynamic_ncols": False,
             }
+        else:  # a terminal bar: the stage in its description
+            kwargs["desc"] = f"{kwargs.get('desc') or ''} ({self.stage})".lstrip()
+            kwargs.setdefault("bar_format", BAR_FORMAT)
         super().__init__(*args, **kwargs)
+
+    @property
+    def format_dict(self):
+        d = super().format_dict
+        if not eta_known(d["n"], d["total"], d["elapsed"]):
+            d["bar_format"] = (d.get("bar_format") or BAR_FORMAT).replace("{remaining}", "ETA ?")
+        return d
 
     def display(self, msg=None, pos=None):
         if not self.as_log:
             return super().display(msg, pos)
-        d = self.format_dict
-        if not eta_known(d["n"], d["total"], d["elapsed"]):
-            d["bar_format"] = LOG_FORMAT.replace("{remaining}", "ETA ?")
-        log.info("%s | %s", self.format_meter(**d), self.stage)
+        log.info("%s | %s", self.format_meter(**self.format_dict), self.stage)
         return True
 
     def close(self):
