@@ -75,9 +75,10 @@ def results_rows(summary: dict[str, dict], benchmark: str, metric: str = "acc") 
             "generated_tokens": m.get("cost/generated_tokens", 0),
             "seconds": m.get("time/generate_s", 0.0),
         }
-        for k, v in m.items():  # truncation counts, when the summary has them
-            if "truncat" in k and isinstance(v, int | float):
-                row[k.rsplit("/", 1)[-1]] = v
+        for k, v in m.items():  # truncation counts (outputs cut at max_tokens), when present
+            leaf = k.rsplit("/", 1)[-1]
+            if ("truncat" in leaf or leaf.startswith("cut")) and isinstance(v, int | float):
+                row[leaf] = v
         rows.append(row)
     return rows
 
