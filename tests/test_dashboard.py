@@ -125,3 +125,19 @@ def test_metrics_json_is_the_source_of_the_results_table(study):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     expected = results_rows(metrics["configurations"], "gsm8k", "acc")
     assert [r["score"] for r in run["tables"]["results"]] == [r["score"] for r in expected]
+
+
+def test_agreement_mirror_is_a_run_of_job_type_agreement(tmp_path, monkeypatch):
+    from harness.agreement import mirror
+    from harness.config import compose, to_run_config
+
+    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))
+    run = to_run_config(
+        compose("benchmark=alpaca_eval", "benchmark.judge=smollm2-135m-instruct"), str(tmp_path)
+    )
+    run.logger.mode = "offline"
+    mirror(run, {"all": {"pairs": 4, "agreement": 0.75, "ci": [0.3, 0.95]}})
+    [folder] = offline_runs(tmp_path)
+    got = read_offline(folder)
+    assert got["job_type"] == "agreement" and "agreement" in got["tags"]
+    assert got["tables"]["agreement"] == [{"model": "all", "pairs": 4, "agreement": 0.75}]
