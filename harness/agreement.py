@@ -26,9 +26,9 @@ from omegaconf import DictConfig
 
 from harness import benchmarks
 from harness.benchmarks import Item
-from harness.config import ConfigError, RunConfig
+from harness.config import CONF_DIR, ConfigError, RunConfig
 from harness.environment import check_environment
-from harness.errors import report
+from harness.errors import one_line
 from harness.generate import Generator, ModelSlot
 from harness.metrics import format_table, mean, mean_ci
 from harness.plan import checked_run
@@ -152,7 +152,33 @@ def agreement_table(table: dict[str, dict]) -> str:
     return format_table(headers, rows)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def mirror(run: RunConfig, table: dict[str, dict]) -> None:
+    """The agreement table on W&B (job_type agreement), when the logger is on."""
+    if run.logger.mode == "disabled":
+        return
+    import wandb
+
+    from harness.tracking import as_table, init_run, run_name
+
+    wrun = init_run(
+        run.logger,
+        run_dir=run.run_dir,
+        name=run_name(f"agreement-{run.benchmark.judge}"),
+        job_type="agreement",
+        notes=f"judge {run.benchmark.judge} vs GPT-4 Turbo on AlpacaEval 2.0 annotations",
+        tags=["agreement", run.benchmark.judge or ""],
+    )
+    try:
+        rows = [
+            {"model": model} | {k: v for k, v in m.items() if isinstance(v, int | float | str)}
+            for model, m in table.items()
+        ]
+        wrun.log({"agreement": as_table(wandb, rows)})
+    finally:
+        wrun.finish()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     from harness.run import prepare_models
 
@@ -170,10 +196,11 @@ def main(cfg: DictConfig) -> None:
         finally:
             slot.close()
     except ConfigError as e:
-        print(report(e), file=sys.stderr)
+        print(one_line(e), file=sys.stderr)
         sys.exit(2)
     out = Path(run.run_dir) / "agreement.json"
     out.write_text(json.dumps({"judge": run.benchmark.judge, "agreement": table}, indent=2))
+    mirror(run, table)
     print(f"\njudge {run.benchmark.judge} vs GPT-4 Turbo (AlpacaEval 2.0 annotations)\n")
     print(agreement_table(table))
     print(f"\nwritten to {out}")

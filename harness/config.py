@@ -15,6 +15,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+import harness.paths  # noqa: F401 - registers the resolvers of conf/paths/
 import harness.rundir  # noqa: F401 - registers ${run_tag:}, used in hydra.run.dir
 from harness import methods
 from harness.errors import ConfigError
@@ -73,6 +74,21 @@ class LoggerConfig:
 
 
 @dataclass
+class PathsConfig:
+    """Absolute locations (conf/paths/default.yaml): data, runs, store, cache."""
+
+    root: str = "."
+    data: str | None = None
+    runs: str = "runs"
+    store: str = "runs/store"
+    cache: str = "~/.cache/harness"
+
+    def __post_init__(self) -> None:  # a relative override is taken from the project root
+        for name in ("root", "data", "runs", "store", "cache"):
+            setattr(self, name, harness.paths.absolute(getattr(self, name)))
+
+
+@dataclass
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     # a method's typed knobs (harness.methods: one Knobs dataclass per method)
@@ -80,6 +96,7 @@ class RunConfig:
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
     seed: int = 0
     baseline: bool = True  # also run `single` (greedy, proposer model) as the reference line
     run_dir: str = "."

@@ -9,7 +9,7 @@ class ConfigError(ValueError):
     """A configuration value that cannot be run."""
 
 
-def report(e: ConfigError) -> str:
+def one_line(e: ConfigError) -> str:
     """The one line printed for a user's error (the traceback goes to the log only)."""
     import logging
 

@@ -9,13 +9,16 @@ from harness.records import Record
 
 
 def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion (sensible at 0/n and n/n, unlike Wald's)."""
+    """Wilson score interval of a proportion (statsmodels; sensible at 0/n and n/n)."""
     if n == 0:
         return (0.0, 1.0)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    from scipy.stats import norm
+    from statsmodels.stats.proportion import proportion_confint
+
+    alpha = 2 * (1 - norm.cdf(z))
+    lo, hi = proportion_confint(successes, n, alpha=alpha, method="wilson")
+    # exact bounds at 0/n and n/n (statsmodels leaves a rounding residue there)
+    return (0.0 if successes <= 0 else float(lo), 1.0 if successes >= n else float(hi))
 
 
 def mean_ci(scores: list[float], z: float = 1.96) -> tuple[float, float]:

@@ -6,6 +6,13 @@ postfix holding input and output tokens/s, so one line carries items, tokens/s a
 On a terminal that is a normal progress bar. In a SLURM log or any redirected stream a bar would
 write a line per refresh; instead a log line is written at most every `HARNESS_PROGRESS_S` seconds
 (default 30), plus one at the start and one at the end.
+
+Each bar is one stage of the study (one batched engine call), so every line ends with
+`stage i of n` (`stage i` while the number of stages is not known; a study sets it with
+`plan_stages`, and can name a stage with `next_stage`). The ETA is shown only once it means
+something: after `ETA_AFTER` of the requests (and at least one) have finished and `ETA_MIN_S`
+seconds have passed; before that the first batch's prefill makes tqdm's rate, and so its ETA,
+wildly wrong.
 """
 
 from __future__ import annotations
@@ -21,6 +28,34 @@ from harness.environment import progress_seconds
 log = logging.getLogger(__name__)
 
 LOG_FORMAT = "{desc}: {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
+BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
+ETA_AFTER = 0.1  # fraction of the requests done before an ETA is shown
+ETA_MIN_S = 5.0
+
+_stages = {"done": 0, "total": None, "name": None}
+
+
+def plan_stages(total: int | None) -> None:
+    """Start counting stages afresh; `total` is the number the study will run (None: unknown)."""
+    _stages.update(done=0, total=total, name=None)
+
+
+def next_stage(name: str | None = None) -> None:
+    """Name the stage the next bar belongs to (optional; bars count stages themselves)."""
+    _stages["name"] = name
+
+
+def stage_label() -> str:
+    i, n, name = _stages["done"], _stages["total"], _stages["name"]
+    where = f"stage {i} of {n}" if n else f"stage {i}"
+    return f"{where} ({name})" if name else where
+
+
+def eta_known(n: float, total: float | None, elapsed: float) -> bool:
+    """Whether tqdm's ETA means something yet (see the module docstring)."""
+    if not total:
+        return False
+    return n >= max(1.0, ETA_AFTER * total) and elapsed >= ETA_MIN_S
 
 
 def interval_s() -> float:
@@ -31,6 +66,8 @@ class Progress(tqdm):
     """tqdm when stderr is a terminal, else a log line per interval (vLLM's `use_tqdm` callable)."""
 
     def __init__(self, *args, **kwargs):
+        _stages["done"] += 1
+        self.stage = stage_label()
         self.as_log = not sys.stderr.isatty()
         if self.as_log:
             kwargs |= {
@@ -40,16 +77,26 @@ class Progress(tqdm):
                 "file": open(os.devnull, "w"),  # noqa: SIM115 - closed in close()
                 "dynamic_ncols": False,
             }
+        else:  # a terminal bar: the stage in its description
+            kwargs["desc"] = f"{kwargs.get('desc') or ''} ({self.stage})".lstrip()
+            kwargs.setdefault("bar_format", BAR_FORMAT)
         super().__init__(*args, **kwargs)
+
+    @property
+    def format_dict(self):
+        d = super().format_dict
+        if not eta_known(d["n"], d["total"], d["elapsed"]):
+            d["bar_format"] = (d.get("bar_format") or BAR_FORMAT).replace("{remaining}", "ETA ?")
+        return d
 
     def display(self, msg=None, pos=None):
         if not self.as_log:
             return super().display(msg, pos)
-        log.info("%s", self.format_meter(**self.format_dict))
+        log.info("%s | %s", self.format_meter(**self.format_dict), self.stage)
         return True
 
     def close(self):
-        fp = self.fp if getattr(self, "as_log", False) else None
+        fp = getattr(self, "fp", None) if getattr(self, "as_log", False) else None
         super().close()
         if fp is not None:
             fp.close()

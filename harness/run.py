@@ -32,14 +32,18 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+import harness.sweep  # noqa: F401 - registers the sweep-point resolver of conf/config.yaml
 from harness import benchmarks
-from harness.config import ConfigError, RunConfig
+from harness.cluster import check_job
+from harness.config import CONF_DIR, ConfigError, RunConfig
 from harness.environment import check_environment
-from harness.errors import report
+from harness.errors import one_line
 from harness.generate import Generator, ModelSlot
+from harness.logs import report
 from harness.methods import Job
 from harness.metrics import stage_table, summarize, summary_table, truncation_warnings
 from harness.plan import checked_run, configurations, planned_generations
+from harness.progress import plan_stages
 from harness.rundir import RunDir
 from harness.store import Store
 from harness.study import execute
@@ -118,8 +122,8 @@ def study(run: RunConfig) -> dict:
     if run.engine.tokens_per_s_hint > 0:
         minutes = planned["tokens"] / run.engine.tokens_per_s_hint / 60
         plan_line += f"; at most ~{minutes:.0f} min at {run.engine.tokens_per_s_hint:g} tokens/s"
-    log.info(plan_line)
-    print(plan_line, flush=True)
+    report(plan_line)
+    plan_stages(None)  # progress lines count this study's stages (a multirun shares a process)
     what = f"study{len(confs)}" if run.configurations else confs[-1].label
     name = f"{what}-{run.model.name}-{bench.name}"
     tracker = make_tracker(run, name)
@@ -179,6 +183,7 @@ def study(run: RunConfig) -> dict:
             if k.startswith(("time/", "memory/", "store/")) and not isinstance(v, dict)
         }
         tracker.log_summary(flat)
+        tracker.log_results(summary, bench.name, bench.metric)
         tracker.log_items(records)
         exit_code = 0
     except (Preempted, SystemExit):  # SystemExit: submitit's requeue after its USR2
@@ -186,21 +191,22 @@ def study(run: RunConfig) -> dict:
         raise
     finally:
         tracker.finish(exit_code, preempted)
-    print(f"\n{bench.name}: {len(items)} items, model {run.model.name}\n")
-    print(summary_table(summary, bench.name, bench.metric))
-    print("\n" + stage_table(metrics["stages"]))
     for line in truncation_warnings(metrics["stages"]):
         log.warning(line)
-        print(f"warning: {line}")
-    print(
-        f"\nstore {run.store_dir}: found {metrics['store/found']} generations, "
-        f"made {metrics['store/made']}"
-    )
-    print(
+    warnings = "".join(f"warning: {line}\n" for line in truncation_warnings(metrics["stages"]))
+    report(
+        f"\n{bench.name}: {len(items)} items, model {run.model.name}\n\n"
+        + summary_table(summary, bench.name, bench.metric)
+        + "\n\n"
+        + stage_table(metrics["stages"])
+        + "\n\n"
+        + warnings
+        + f"store {run.store_dir}: found {metrics['store/found']} generations, "
+        f"made {metrics['store/made']}\n"
         f"peak memory {metrics['memory/peak_rss_gib']:.2f} GiB; "
-        f"load {metrics['time/load_s']:.1f} s; generate {metrics['time/generate_s']:.1f} s"
+        f"load {metrics['time/load_s']:.1f} s; generate {metrics['time/generate_s']:.1f} s\n"
+        f"run directory: {Path(run.run_dir).resolve()}"
     )
-    print(f"run directory: {Path(run.run_dir).resolve()}")
     return metrics
 
 
@@ -230,7 +236,7 @@ def propose_phase(run: RunConfig) -> dict:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     install_signal_handlers()
     start = time.time()
@@ -238,14 +244,16 @@ def main(cfg: DictConfig) -> None:
         check_environment()
         hydra_cfg = HydraConfig.get()
         run = checked_run(cfg, hydra_cfg.runtime.output_dir)
+        os.environ.setdefault("HARNESS_CACHE_DIR", run.paths.cache)  # harness.models, W&B
         if run.logger.group is None:
             run.logger.group = sweep_group(hydra_cfg)
+        check_job(run.engine.kwargs)  # SLURM's GPUs match tensor_parallel_size
         if run.phase == "propose":
             propose_phase(run)
         else:
             study(run)
     except ConfigError as e:
-        print(report(e), file=sys.stderr)
+        print(one_line(e), file=sys.stderr)
         sys.exit(2)
     except Preempted as e:
         log.warning(

@@ -11,16 +11,31 @@ same run). Points of one sweep share a W&B group (`logger.group`, set from the s
 `harness.run`). A failed run finishes with its exit code (W&B marks it failed) and a preempted
 one is marked preempting, so no run is left running. At the end the run directory (config,
 records, metrics, log, plots) is logged as an artifact and its plots as images.
+
+The dashboard of a run: `results` (one row per configuration: score, CI, proposal and oracle
+scores, calls, tokens, seconds; `reference` marks the single-model rows), native charts drawn
+from it (`charts/score`: bar of score per configuration, the reference rows included;
+`charts/score_vs_tokens`: scatter of score against generated tokens), `items`, the summary.
+Runs carry `job_type` (study, agreement, analysis, sweep), tags and notes; a sweep point's name
+ends with its swept overrides (harness.sweep). Read an offline run back with W&B's own reader:
+`wandb leet inspect --summary --json <run_dir>/wandb/offline-run-*` (scripts/wandb_offline.py
+prints what a dashboard holds). W&B stages artifacts under WANDB_DATA_DIR (default here:
+`<paths.cache>/wandb`, not the home directory).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
+import subprocess
+import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
-from harness.config import RunConfig
+from harness.config import LoggerConfig, RunConfig
 from harness.records import Record
 
 log = logging.getLogger(__name__)
@@ -38,8 +53,131 @@ ITEM_COLUMNS = [
 ]
 
 
+JOB_TYPES = ("study", "agreement", "analysis", "sweep")
+
+
+def results_rows(summary: dict[str, dict], benchmark: str, metric: str = "acc") -> list[dict]:
+    """One row per configuration of `harness.metrics.summarize`'s dict: the results table."""
+    key = f"{benchmark}/{metric}"
+    rows = []
+    for label, m in summary.items():
+        row = {
+            "configuration": label,
+            "method": m.get("method", ""),
+            "reference": m.get("method") == "single",
+            "items": m.get("items", 0),
+            "score": m.get(key, 0.0),
+            "ci_low": m.get(f"{key}_ci_low", 0.0),
+            "ci_high": m.get(f"{key}_ci_high", 1.0),
+            "proposal_score": m.get(f"{benchmark}/proposal_{metric}", 0.0),
+            "oracle_score": m.get(f"{benchmark}/oracle_{metric}", 0.0),
+            "calls": m.get("cost/calls", 0),
+            "prompt_tokens": m.get("cost/prompt_tokens", 0),
+            "generated_tokens": m.get("cost/generated_tokens", 0),
+            "seconds": m.get("time/generate_s", 0.0),
+        }
+        for k, v in m.items():  # truncation counts (outputs cut at max_tokens), when present
+            leaf = k.rsplit("/", 1)[-1]
+            if ("truncat" in leaf or leaf.startswith("cut")) and isinstance(v, int | float):
+                row[leaf] = v
+        rows.append(row)
+    return rows
+
+
+def as_table(wandb, rows: list[dict]):
+    """A wandb.Table of dict rows (columns: the union of keys, in first-seen order)."""
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    return wandb.Table(columns=columns, data=[[r.get(c) for c in columns] for r in rows])
+
+
+def result_charts(wandb, table, title: str) -> dict:
+    """Native W&B charts of a results table: score per configuration, score vs tokens."""
+    return {
+        "charts/score": wandb.plot.bar(
+            table, "configuration", "score", title=f"{title} per configuration (single = reference)"
+        ),
+        "charts/score_vs_tokens": wandb.plot.scatter(
+            table, "generated_tokens", "score", title=f"{title} vs generated tokens"
+        ),
+    }
+
+
+def default_data_dir() -> None:
+    """Keep W&B's artifact staging off the home directory unless WANDB_DATA_DIR is set.
+
+    Default `<paths.cache>/wandb` (harness.run exports paths.cache as HARNESS_CACHE_DIR).
+    """
+    if not os.environ.get("WANDB_DATA_DIR"):
+        cache = os.environ.get("HARNESS_CACHE_DIR") or "~/.cache/harness"
+        os.environ["WANDB_DATA_DIR"] = str(Path(cache).expanduser() / "wandb")
+
+
+def init_run(
+    logger: LoggerConfig,
+    *,
+    run_dir: str,
+    name: str,
+    job_type: str,
+    notes: str = "",
+    tags: list[str] | tuple[str, ...] = (),
+    config: dict | None = None,
+    group: str | None = None,
+    run_id_: str | None = None,
+):
+    """`wandb.init` with the harness's conventions (shared by study, agreement and analysis)."""
+    import wandb
+
+    if job_type not in JOB_TYPES:
+        raise ValueError(f"job_type={job_type!r}; allowed: {', '.join(JOB_TYPES)}")
+    default_data_dir()
+    return wandb.init(
+        project=logger.project,
+        entity=logger.entity,
+        group=group if group is not None else logger.group,
+        name=name,
+        job_type=job_type,
+        notes=notes or None,
+        tags=list(dict.fromkeys([*logger.tags, *tags])),
+        config=config,
+        dir=run_dir,
+        mode=logger.mode,
+        id=run_id_ or run_id(run_dir),
+        resume="allow",
+        # no per-run summary block on the console; the sync command is logged by the caller
+        settings=wandb.Settings(quiet=True),
+    )
+
+
+def run_name(base: str) -> str:
+    """`base`, plus the swept overrides when this is a point of a multirun."""
+    from harness.sweep import point_label
+
+    label = point_label()
+    return f"{base}[{label}]" if label else base
+
+
+def run_notes(run: RunConfig, job_type: str) -> str:
+    from harness.sweep import point_label
+
+    confs = run.configurations or [run.method]
+    what = ", ".join(c.label or c.name for c in confs[:8]) + (" ..." if len(confs) > 8 else "")
+    limit = run.benchmark.limit if run.benchmark.limit is not None else "all"
+    notes = f"{job_type}: {what} on {run.benchmark.name} ({limit} items), model {run.model.name}"
+    if point := point_label():
+        notes += f"; sweep point {point}"
+    return notes
+
+
+def run_tags(run: RunConfig) -> list[str]:
+    confs = run.configurations or [run.method]
+    return [run.benchmark.name, run.model.name, *sorted({c.name for c in confs})]
+
+
 class NullTracker:
     def log_summary(self, summary: dict) -> None:
+        pass
+
+    def log_results(self, summary: dict[str, dict], benchmark: str, metric: str) -> None:
         pass
 
     def log_items(self, records: list[Record]) -> None:
@@ -66,29 +204,32 @@ def run_files(run_dir: str) -> list[Path]:
 
 
 class WandbTracker(NullTracker):
-    def __init__(self, run: RunConfig, name: str):
+    def __init__(self, run: RunConfig, name: str, job_type: str = "study"):
         import wandb
 
         self.wandb = wandb
         cfg = asdict(run)
         cfg.pop("models")
-        self.run = wandb.init(
-            project=run.logger.project,
-            entity=run.logger.entity,
-            group=run.logger.group,
-            name=name,
-            tags=run.logger.tags,
+        self.run = init_run(
+            run.logger,
+            run_dir=run.run_dir,
+            name=run_name(name),
+            job_type=job_type,
+            notes=run_notes(run, job_type),
+            tags=run_tags(run),
             config=cfg,
-            dir=run.run_dir,
-            mode=run.logger.mode,
-            id=run_id(run.run_dir),
-            resume="allow",
         )
         self.run_dir = run.run_dir
         log.info("W&B %s run %s in %s", run.logger.mode, self.run.id, self.run.dir)
+        if run.logger.mode == "offline":
+            log.info("upload later with: wandb sync %s", Path(self.run.dir).parent)
 
     def log_summary(self, summary: dict) -> None:
         self.run.summary.update(summary)
+
+    def log_results(self, summary: dict[str, dict], benchmark: str, metric: str) -> None:
+        table = as_table(self.wandb, results_rows(summary, benchmark, metric))
+        self.run.log({"results": table} | result_charts(self.wandb, table, f"{benchmark}/{metric}"))
 
     def log_items(self, records: list[Record]) -> None:
         table = self.wandb.Table(columns=ITEM_COLUMNS)
@@ -122,7 +263,85 @@ class WandbTracker(NullTracker):
         self.run.log_artifact(artifact)
 
 
-def make_tracker(run: RunConfig, name: str) -> NullTracker:
+def make_tracker(run: RunConfig, name: str, job_type: str = "study") -> NullTracker:
     if run.logger.mode == "disabled":
         return NullTracker()
-    return WandbTracker(run, name)
+    return WandbTracker(run, name, job_type)
+
+
+def log_sweep_summary(config: Any, sweep_dir: Path, rows: list[dict]) -> None:
+    """The sweep group's summary run: the cross-point table and its charts (job_type sweep)."""
+    import wandb
+    from omegaconf import OmegaConf
+
+    from harness.run import sweep_group
+
+    logger = LoggerConfig(**OmegaConf.to_container(config.logger, resolve=True))
+    group = logger.group or sweep_group(config.hydra)
+    wrun = init_run(
+        logger,
+        run_dir=str(sweep_dir),
+        name=f"summary-{group}",
+        job_type="sweep",
+        notes=f"{len(rows)} rows across the points of {sweep_dir}",
+        tags=["sweep-summary"],
+        group=group,
+    )
+    try:
+        table = as_table(
+            wandb, [r | {"configuration": f"{r['point']}: {r['configuration']}"} for r in rows]
+        )
+        wrun.log({"sweep/results": table} | result_charts(wandb, table, "score"))
+    finally:
+        wrun.finish()
+
+
+def _inspect(folder: Path, *flags: str) -> str:
+    """`wandb leet inspect --json [flags] <folder>`: W&B's own reader of a run's .wandb log."""
+    cli = Path(sys.executable).with_name("wandb")
+    cmd = [str(cli) if cli.exists() else "wandb", "leet", "inspect", "--json", *flags, str(folder)]
+    return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120).stdout
+
+
+def read_offline(folder: str | Path) -> dict:
+    """What the dashboard of one offline run folder (`wandb/offline-run-*`) holds.
+
+    Keys: name, job_type, group, notes, tags, state, summary (scalars), charts (key -> W&B
+    panel id, e.g. `wandb/bar/v0`), tables (key -> list of row dicts), from W&B's own reader.
+    """
+    folder = Path(folder)
+    state = json.loads(_inspect(folder, "--summary"))
+    records = [json.loads(line) for line in _inspect(folder).splitlines() if line.strip()]
+    run = next(r["run"] for r in records if r["type"] == "run")
+    charts = {}
+    for r in records:
+        if r["type"] == "config":
+            for key, value in r["config"].get("update", {}).items():
+                if key.startswith("_wandb.visualize."):
+                    charts[key.removeprefix("_wandb.visualize.")] = value["panel_config"][
+                        "panelDefId"
+                    ]
+    tables, scalars = {}, {}
+    for key, value in state.get("summary", {}).items():
+        if isinstance(value, dict) and value.get("_type") == "table-file":
+            data = json.loads((folder / "files" / value["path"]).read_text())
+            tables[key] = [dict(zip(data["columns"], row, strict=True)) for row in data["data"]]
+        elif not key.startswith("_"):
+            scalars[key] = value
+    return {
+        "id": run.get("run_id"),
+        "name": run.get("display_name"),
+        "job_type": run.get("job_type"),
+        "group": run.get("run_group"),
+        "notes": run.get("notes"),
+        "tags": run.get("tags", []),
+        "state": state.get("state"),
+        "summary": scalars,
+        "charts": charts,
+        "tables": tables,
+    }
+
+
+def offline_runs(path: str | Path) -> list[Path]:
+    """Every offline run folder under a run or sweep directory."""
+    return sorted(p.parent for p in Path(path).rglob("offline-run-*/run-*.wandb"))

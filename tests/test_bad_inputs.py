@@ -62,8 +62,8 @@ def data_folder(tmp_path: Path, name: str, body: bytes | None = None) -> tuple[P
     return tmp_path / "data", path
 
 
-def load(name: str, data: Path, **kw):
-    bench = get(BenchmarkConfig(name=name, data_dir=str(data), limit=None, **kw))
+def load(name: str, data: Path | None, **kw):
+    bench = get(BenchmarkConfig(name=name, data_dir=data and str(data), limit=None, **kw))
     return bench, bench.load()
 
 
@@ -143,9 +143,17 @@ def test_offline_without_a_data_folder_is_one_error_naming_the_paths_tried(
 ):
     monkeypatch.setenv(variable, "1")
     fails_cleanly(
-        lambda: load("gsm8k", tmp_path / "absent", hub_id="org/nowhere"),
-        str(tmp_path / "absent" / "gsm8k" / "test.jsonl"),
+        lambda: load("gsm8k", None, hub_id="org/nowhere"),
+        "gsm8k/test.jsonl",
         f"not tried ({variable} is set)",
+    )
+
+
+def test_a_configured_data_folder_that_does_not_exist_is_one_error(tmp_path):
+    fails_cleanly(
+        lambda: load("gsm8k", tmp_path / "absent", hub_id="org/nowhere"),
+        f"benchmark.data_dir='{tmp_path / 'absent'}' does not exist",
+        "benchmark.data_dir=null to load from the hub",
     )
 
 

@@ -97,19 +97,18 @@ def test_summary_table_and_run_directory_are_printed(finished_run):
     assert f"run directory: {run_dir}" in proc.stdout
 
 
-def test_wandb_offline_run_has_summary_and_items_table(finished_run):
+def test_wandb_offline_run_has_summary_results_and_items_tables(finished_run):
+    from harness.tracking import offline_runs, read_offline
+
     run_dir, _, _ = finished_run
-    offline = list((run_dir / "wandb").glob("offline-run-*"))
-    assert len(offline) == 1
-    # W&B 0.31 keeps an offline run's summary only inside its binary .wandb log (readable by
-    # `wandb sync`); the keys are stored as plain protobuf strings, so look for them there.
-    log = next(offline[0].glob("run-*.wandb")).read_bytes()
-    assert b"gsm8k/acc" in log and b"baseline/gsm8k/acc" in log and b"cost/generated_tokens" in log
-    table = json.loads(
-        next((offline[0] / "files" / "media" / "table").glob("items_*.json")).read_text()
-    )
-    assert table["columns"][:3] == ["configuration", "item_id", "question"]
-    assert len(table["data"]) == 6
+    [folder] = offline_runs(run_dir)
+    run = read_offline(folder)  # W&B's own reader, `wandb leet inspect`
+    for key in ("gsm8k/acc", "baseline/gsm8k/acc", "cost/generated_tokens"):
+        assert key in run["summary"]
+    assert list(run["tables"]["items"][0])[:3] == ["configuration", "item_id", "question"]
+    assert len(run["tables"]["items"]) == 6
+    assert [r["configuration"] for r in run["tables"]["results"]] == ["single", "self_moa(k=3)"]
+    assert run["job_type"] == "study" and run["state"] == "finished"
 
 
 def test_rerun_regenerates_nothing_and_loads_no_model(finished_run, data, tmp_path):

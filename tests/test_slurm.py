@@ -1,5 +1,6 @@
 """Against a real SLURM scheduler (scripts/slurm_start.sh, run by .ci/run): the batch script,
-a requeue in the middle of a study, and a sweep through hydra-submitit-launcher.
+a requeue in the middle of a study, a sweep through hydra-submitit-launcher, the USR1
+self-requeue near the time limit and slurm/two_phase.sh (these two with the fake engine).
 
 Skipped, with the reason, where `sbatch` is absent (laptops); fails if sbatch is present but the
 controller does not answer. Real vLLM on SmolLM2 with tiny limits, so the module takes minutes.
@@ -7,6 +8,7 @@ controller does not answer. Real vLLM on SmolLM2 with tiny limits, so the module
 
 import collections
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.models import cache_dir
 from harness.tracking import run_id
 from tests.conftest import write_gsm8k
 
@@ -71,7 +74,12 @@ def submit(run_dir: Path, store: Path, data: Path, *extra: str) -> str:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env={"PATH": "/usr/bin:/bin", "RUN_DIR": str(run_dir), "PYTHON": sys.executable},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "RUN_DIR": str(run_dir),
+            "PYTHON": sys.executable,
+            "HARNESS_CACHE_DIR": str(cache_dir()),  # the models prepared here already
+        },
         check=True,
     )
     return proc.stdout.strip()
@@ -184,11 +192,14 @@ def test_sweep_through_submitit_launcher_shares_one_pool_of_proposals(tmp_path, 
         capture_output=True,
         text=True,
         timeout=900,
+        env=os.environ | {"HARNESS_CACHE_DIR": str(cache_dir())},  # models prepared here
     )
     print(f"2x2 sweep through submitit: {time.time() - start:.0f} s")
     assert proc.returncode == 0, proc.stderr[-3000:]
     points = sorted(p.parent for p in sweep.glob("*/metrics.json"))
-    assert [p.name for p in points] == ["0", "1", "2", "3"]
+    # named by number and swept overrides, e.g. 0_method.k=1,method=self_moa
+    assert [p.name.split("_")[0] for p in points] == ["0", "1", "2", "3"]
+    assert all("method.k=" in p.name for p in points)
     labels = {
         label
         for p in points
@@ -211,3 +222,102 @@ def test_sweep_through_submitit_launcher_shares_one_pool_of_proposals(tmp_path, 
     group = f"k_scaling-{sweep.parent.name}_{sweep.name}"
     for p in points:
         assert group.encode() in next((p / "wandb").glob("offline-run-*/run-*.wandb")).read_bytes()
+
+
+def fake_python(tmp: Path) -> Path:
+    """A PYTHON for slurm/*.sh whose `-m harness.run` is tests/fake_harness.py (no model loads)."""
+    path = tmp / "python"
+    path.write_text(
+        "#!/bin/bash\n"
+        f"export PYTHONPATH={ROOT}\n"
+        'if [ "$1" = -m ] && [ "$2" = harness.run ]; then\n'
+        f'  shift 2; exec {sys.executable} {ROOT}/tests/fake_harness.py "$@"\n'
+        "fi\n"
+        f'exec {sys.executable} "$@"\n'
+    )
+    path.chmod(0o755)
+    return path
+
+
+def fake_env(tmp: Path, **extra: str) -> dict:
+    return {
+        "PATH": "/usr/bin:/bin",
+        "PYTHON": str(fake_python(tmp)),
+        "HARNESS_SCRATCH": str(tmp / "scratch"),
+        **extra,
+    }
+
+
+def test_usr1_near_the_time_limit_requeues_the_job_which_then_finishes(tmp_path, data):
+    """--time=3 min, USR1 60 s before (SLURM may send it up to a minute early): the first
+    attempt (slow after its proposals) stops and requeues itself; the second finishes."""
+    run_dir, store = tmp_path / "run", tmp_path / "store"
+    job = subprocess.run(
+        [
+            "sbatch",
+            "--parsable",
+            "--cpus-per-task=1",
+            "--mem=2G",
+            "--time=00:03:00",
+            "--signal=B:USR1@60",
+            f"--output={tmp_path}/slurm-%j.out",
+            "slurm/study.sbatch",
+            *SMALL,
+            f"benchmark.data_dir={data}",
+            f"store_dir={store}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=fake_env(tmp_path, RUN_DIR=str(run_dir), FAKE_DELAY_S="600"),
+        check=True,
+    ).stdout.strip()
+    state = wait_done(job, timeout=300)
+    log = (run_dir / "slurm.log").read_text()
+    assert state == "COMPLETED", log[-3000:]
+    assert "== USR1" in log and f"== requeued job {job}" in log
+    assert f"== job {job} attempt 2" in log and "== exit 0 after" in log
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["store/found"] >= PROPOSALS  # attempt 1 stored its proposals before USR1
+    assert set(wandb_ids(run_dir)) == {run_id(str(run_dir))}  # one W&B run, resumed
+
+
+def test_two_phase_proposes_per_model_in_an_array_then_studies_from_the_store(tmp_path, data):
+    """Two proposer models (mixture qqss): phase 1 is a 2-task array, phase 2 only aggregates."""
+    run_dir, store = tmp_path / "run", tmp_path / "store"
+    overrides = [
+        *SMALL,
+        "method=mixed_moa",
+        "method.mixture=qqss",
+        "method.temperature=0.7",
+        f"benchmark.data_dir={data}",
+        f"store_dir={store}",
+    ]
+    proc = subprocess.run(
+        [
+            "slurm/two_phase.sh",
+            "--sbatch",
+            f"--cpus-per-task=1 --mem=2G --output={tmp_path}/slurm-%j.out",
+            *overrides,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=fake_env(tmp_path, RUN_DIR=str(run_dir)),
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "proposals of 2 models" in proc.stdout
+    array, study = proc.stdout.split("phase 1 array job ")[1].split(";")[0], None
+    study = proc.stdout.split("phase 2 study job ")[1].split()[0]
+    assert wait_done(study, timeout=300) == "COMPLETED", (run_dir / "slurm.log").read_text()
+    phase1 = [json.loads((run_dir / str(i) / "metrics.json").read_text()) for i in (0, 1)]
+    assert [m["phase"] for m in phase1] == ["propose", "propose"]
+    assert sorted(s["model"] for m in phase1 for s in m["stages"]) == sorted(
+        ["qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct"]
+    )
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    proposed = [s for s in metrics["stages"] if s["stage"] == "propose"]
+    assert proposed and all(s["made"] == 0 for s in proposed), proposed
+    assert any(s["made"] > 0 for s in metrics["stages"] if s["stage"] == "aggregate")
+    assert array in (run_dir / "0" / "slurm.log").read_text()

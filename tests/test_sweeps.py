@@ -157,3 +157,87 @@ def test_sweep_group_names_the_preset_and_the_sweep_directory():
 
 if sys.platform != "linux":  # flock and SLURM scripts are Linux-only here
     pytestmark = pytest.mark.skip(reason="Linux only")
+
+
+def test_gres_gpus_reads_the_count_of_every_gres_form():
+    from harness.cluster import gres_gpus
+
+    assert [gres_gpus(g) for g in ("gpu:2", "gpu:a100:4", "gpu", None, "shard:1")] == [
+        2,
+        4,
+        1,
+        None,
+        None,
+    ]
+
+
+def test_granted_gpus_must_match_tensor_parallel_size():
+    from harness.cluster import check_tensor_parallel, granted_gpus
+    from harness.errors import ConfigError
+
+    env = {"SLURM_JOB_ID": "7", "SLURM_JOB_GPUS": "0,1"}
+    assert granted_gpus(env) == 2 and granted_gpus({}) is None
+    check_tensor_parallel(2, granted_gpus(env), "job")
+    check_tensor_parallel(1, None, "job")
+    with pytest.raises(ConfigError, match=r"--gres=gpu:4 .*tensor_parallel_size=2"):
+        check_tensor_parallel(4, 2, "job")
+
+
+def test_slurm_sweep_with_gres_not_matching_tensor_parallel_fails_before_submitting(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.run",
+            "-m",
+            "launcher=slurm",
+            "hydra.launcher.gres=gpu:2",
+            "engine=gpu",
+            "method.k=2,3",
+            f"hydra.sweep.dir={tmp_path / 'sw'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    assert "tensor_parallel_size=1" in proc.stderr and "gpu:2" in proc.stderr
+    assert not (tmp_path / "sw" / ".submitit").exists()
+
+
+def test_launcher_setup_sources_the_cluster_environment():
+    cfg = hydra_compose("launcher=slurm")
+    assert list(cfg.hydra.launcher.setup) == [f"source {ROOT}/slurm/env.sh"]
+    env = (ROOT / "slurm" / "env.sh").read_text()
+    for var in (
+        "HF_HOME",
+        "HF_HUB_OFFLINE",
+        "WANDB_DATA_DIR",
+        "HARNESS_CACHE_DIR",
+        "HARNESS_SETUP",
+    ):
+        assert f"{var}" in env
+
+
+def test_a_point_is_named_by_the_presets_and_the_command_lines_swept_keys(tmp_path):
+    from types import SimpleNamespace
+
+    from hydra.types import RunMode
+
+    from harness.sweep import point_overrides
+
+    (tmp_path / "multirun.yaml").write_text(
+        "hydra:\n  overrides:\n    task: ['method.k=2,3', 'benchmark.limit=3']\n"
+    )
+    hydra_cfg = SimpleNamespace(
+        mode=RunMode.MULTIRUN,
+        sweeper={"params": {"method.temperature": "0.3,0.5", "method": "self_moa"}},
+        sweep=SimpleNamespace(dir=str(tmp_path)),
+        overrides=SimpleNamespace(
+            task=["method=self_moa", "method.temperature=0.5", "method.k=3", "benchmark.limit=3"]
+        ),
+    )
+    assert point_overrides(hydra_cfg) == ["method.k=3", "method.temperature=0.5"]
+    hydra_cfg.mode = RunMode.RUN
+    assert point_overrides(hydra_cfg) == []

@@ -138,7 +138,16 @@ class Benchmark(ABC):
         """`<data_dir>/<relative>` when it exists (a file or a folder), else None."""
         if not self.cfg.data_dir:
             return None
-        path = Path(self.cfg.data_dir).expanduser() / relative
+        root = Path(self.cfg.data_dir).expanduser()
+        if root.exists() and not root.is_dir():
+            raise DataError(f"{self.label}: benchmark.data_dir={self.cfg.data_dir!r} is a file")
+        if not root.is_dir():  # a configured directory that is missing: no silent hub attempt
+            raise DataError(
+                f"{self.label}: benchmark.data_dir={self.cfg.data_dir!r} does not exist; set "
+                "paths.data (or HARNESS_DATA_DIR) to the data directory, or "
+                "benchmark.data_dir=null to load from the hub"
+            )
+        path = root / relative
         return path if path.exists() else None
 
     def local_file(self, relative: str) -> Path | None:

@@ -1,0 +1,39 @@
+"""Console versus run.log: what a person watching the console needs, and what the record keeps.
+
+Hydra's job logging (conf/config.yaml, `hydra.job_logging`) writes every record to
+`<run dir>/run.log`; its console handler carries `ConsoleFilter`, which drops
+- vLLM's own records below ERROR (engine arguments, platform and version warnings), which reach
+  the root logger because the engine configs set `VLLM_CONFIGURE_LOGGING=0`;
+- Python warnings (routed to the `py.warnings` logger here);
+- `harness.report` records: tables the entry points print themselves and also keep in run.log.
+"""
+
+from __future__ import annotations
+
+import logging
+
+NOISY = ("vllm", "py.warnings", "torch", "transformers")
+REPORT = "harness.report"
+
+
+def _under(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+class ConsoleFilter(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        logging.captureWarnings(True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _under(record.name, REPORT):
+            return False
+        if any(_under(record.name, n) for n in NOISY):
+            return record.levelno >= logging.ERROR
+        return True
+
+
+def report(text: str) -> None:
+    """Print `text` and keep it in run.log (not twice on the console)."""
+    print(text)
+    logging.getLogger(REPORT).info("%s", text)

@@ -1,0 +1,35 @@
+"""`python -m harness.run` with the fake engine of conftest (no model loads): for tests.
+
+    PYTHONPATH=. python tests/fake_harness.py experiment=smoke logger.mode=offline ...
+
+FAKE_DELAY_S=<s> makes every engine call after the first sleep that long, in a SLURM job's
+first attempt only (SLURM_RESTART_COUNT unset or 0): a study that is stopped mid-way once.
+"""
+
+import os
+import runpy
+import time
+
+import harness.engines.vllm as vllm_engine
+import harness.models
+from tests.conftest import FakeEngine
+
+
+class Engine(FakeEngine):
+    identity = staticmethod(vllm_engine.VllmEngine.identity)  # store keys as the real engine's
+
+    def __init__(self, model, engine, seed: int = 0):
+        super().__init__(model.name, [])
+
+    def chat(self, conversations, params):
+        first_attempt = os.environ.get("SLURM_RESTART_COUNT", "0") == "0"
+        if self.calls and first_attempt:
+            time.sleep(float(os.environ.get("FAKE_DELAY_S", "0")))
+        return super().chat(conversations, params)
+
+
+vllm_engine.VllmEngine = Engine
+harness.models.prepare = lambda name: None
+
+if __name__ == "__main__":
+    runpy.run_module("harness.run", run_name="__main__", alter_sys=True)

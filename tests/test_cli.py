@@ -1,0 +1,75 @@
+"""The `harness` console script, Hydra's tab completion through it, and the `paths` group."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import benchmarks
+from harness.config import compose, to_run_config
+from harness.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+# what the installed console script does (pyproject [project.scripts]), named `harness`
+SCRIPT = "import sys; sys.argv[0] = 'harness'; from harness.cli import main; main()"
+
+
+def harness(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", SCRIPT, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ | {"PYTHONPATH": str(ROOT)} | env,
+    )
+
+
+def test_console_script_is_declared_in_pyproject():
+    assert 'harness = "harness.cli:main"' in (ROOT / "pyproject.toml").read_text()
+
+
+def test_harness_help_lists_the_commands_and_run_help_lists_config_groups(tmp_path):
+    assert "harness run" in harness("--help").stdout
+    out = harness("run", "--help", cwd=tmp_path).stdout  # from any directory
+    assert "method: majority_vote" in out and "paths: default" in out
+    assert harness("bogus").returncode == 2
+
+
+def test_tab_completion_installs_and_completes_overrides_after_the_subcommand():
+    assert (
+        "complete -o nospace -o default -F hydra_bash_completion"
+        in harness("run", "-sc", "install=bash").stdout
+    )
+    line = "harness run method=self_m"
+    out = harness("-sc", "query=bash", COMP_LINE=line, COMP_POINT=str(len(line))).stdout
+    assert out.split() == ["method=self_moa", "method=self_moa_seq"]
+    line = "harness r"
+    out = harness("-sc", "query=bash", COMP_LINE=line, COMP_POINT=str(len(line))).stdout
+    assert "run" in out.split()
+
+
+def test_paths_are_absolute_whatever_the_launch_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HARNESS_STORE_DIR", raising=False)
+    run = to_run_config(compose())
+    assert run.paths.root == str(ROOT)
+    assert run.store_dir == str(ROOT / "runs" / "store")
+    for p in (run.paths.runs, run.paths.store, run.paths.cache):
+        assert Path(p).is_absolute()
+    if run.paths.data is not None:  # this workplace's ../shared/data
+        assert run.benchmark.data_dir == run.paths.data and Path(run.paths.data).is_dir()
+
+
+def test_relative_paths_are_taken_from_the_project_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = to_run_config(compose("paths.runs=elsewhere/runs"))
+    assert run.paths.runs == str(ROOT / "elsewhere" / "runs")
+
+
+def test_a_configured_data_dir_that_does_not_exist_fails_clearly_without_the_hub(tmp_path):
+    run = to_run_config(compose(f"paths.data={tmp_path / 'nope'}"))
+    with pytest.raises(ConfigError, match=r"does not exist; set paths.data"):
+        benchmarks.get(run.benchmark).load()
