@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import OmegaConf
 
+from harness import locks
 from harness.errors import PathError
 from harness.records import Record
 
@@ -38,19 +39,6 @@ RUN_TAG = secrets.token_hex(2)
 OmegaConf.register_new_resolver("run_tag", lambda: RUN_TAG, use_cache=True, replace=True)
 
 _held: dict[Path, int] = {}  # run directory -> fd of its flock'ed .lock, for this process
-
-
-def _close_in_child() -> None:
-    """A forked child (vLLM's engine process) must not keep the lock alive after its parent."""
-    for fd in _held.values():
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    _held.clear()
-
-
-os.register_at_fork(after_in_child=_close_in_child)
 
 
 class RunDir:
@@ -92,7 +80,7 @@ class RunDir:
             os.pwrite(fd, f"host {socket.gethostname()} pid {os.getpid()}\n".encode(), 0)
         except OSError:
             pass  # the lock holds without the note
-        _held[key] = fd
+        _held[key] = locks.hold(fd)
 
     def write_config(self, run: RunConfig) -> None:
         self._atomic("config.yaml", OmegaConf.to_yaml(OmegaConf.structured(run)))
@@ -127,4 +115,4 @@ def release(path: str | Path) -> None:
     """Unlock a run directory this process holds (tests; a process's exit does it too)."""
     fd = _held.pop(Path(path).resolve(), None)
     if fd is not None:
-        os.close(fd)
+        locks.close(fd)

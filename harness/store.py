@@ -43,6 +43,7 @@ from contextlib import contextmanager
 from dataclasses import MISSING, fields
 from pathlib import Path
 
+from harness import locks
 from harness.errors import PathError
 from harness.records import Generation
 
@@ -96,29 +97,9 @@ def _written(line: dict) -> float:
     return float(value) if ok else -math.inf
 
 
-# Lock descriptors held by this process. A child forked meanwhile (vLLM's engine process) would
-# keep a copy, and with it the lock, after this process ends or releases it: children close them.
-_LOCK_FDS: set[int] = set()
-
-
 def _close(fds: list[int]) -> None:
     while fds:
-        fd = fds.pop()
-        if fd in _LOCK_FDS:
-            _LOCK_FDS.discard(fd)
-            os.close(fd)
-
-
-def _close_in_child() -> None:
-    for fd in list(_LOCK_FDS):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    _LOCK_FDS.clear()
-
-
-os.register_at_fork(after_in_child=_close_in_child)
+        locks.close(fds.pop())
 
 
 def _read_only_fs(path: Path) -> bool:
@@ -324,15 +305,15 @@ class Store:
         written (or whose locks cannot be created) takes no locks: it can serve what is stored,
         and `put` raises `PathError`.
         """
-        held: list[int] = []  # lock file descriptors, also in _LOCK_FDS (closed in forks)
+        held: list[int] = []  # lock file descriptors, also in locks.HELD (closed in forks)
         try:
             if self.writable:
-                locks = self.root / LOCKS
+                folder = self.root / LOCKS
                 try:
-                    locks.mkdir(exist_ok=True)
+                    folder.mkdir(exist_ok=True)
                     for name in sorted(set(names)):
-                        held.append(os.open(locks / name, os.O_WRONLY | os.O_CREAT, 0o644))
-                        _LOCK_FDS.add(held[-1])
+                        fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT, 0o644)
+                        held.append(locks.hold(fd))
                 except OSError as e:  # e.g. root-squashed NFS: reading needs no locks
                     _close(held)
                     log.info(
