@@ -34,7 +34,7 @@ from omegaconf import DictConfig
 
 from harness import benchmarks
 from harness.config import ConfigError, RunConfig
-from harness.generate import Generator, ModelSlot
+from harness.generate import Generator, ModelSlot, fault_point
 from harness.metrics import stage_table, summarize, summary_table, truncation_warnings
 from harness.plan import Task, checked_run, configurations, planned_generations
 from harness.rundir import RunDir
@@ -135,6 +135,7 @@ def study(run: RunConfig) -> dict:
         finally:
             slot.close()
         rundir.write_records(records)
+        fault_point("write")
         summary = summarize(records, bench.name, bench.metric)
         metrics = {
             "benchmark": bench.name,
