@@ -40,7 +40,7 @@ FAULT_ENV = "HARNESS_FAULT_AT"  # tests only: tests/test_faults.py
 def fault_point(name: str) -> None:
     """Kill this process (SIGKILL) at point `name` if $HARNESS_FAULT_AT names it (fault tests).
 
-    Points: `loaded` (a model just loaded), `stored:<stage>` (a stage's generations just stored,
+    Points: `load` (a model is about to load), `stored:<stage>` (a stage's generations just stored,
     e.g. stored:propose, stored:aggregate-2), `score` (every generation done, nothing scored),
     `write` (records.jsonl written, metrics.json not).
     """
@@ -98,8 +98,8 @@ class ModelSlot:
         if self.resident == name:
             return self.engine, 0.0  # type: ignore[return-value]
         self.close()
+        fault_point("load")
         self.engine = self.factory(self.models[name])
-        fault_point("loaded")
         return self.engine, self.engine.load_s
 
     def close(self) -> None:

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 # (point, what is happening when it fires)
 POINTS = [
-    ("loaded", "load: the proposer model is loaded, nothing generated"),
+    ("load", "load: the proposer model is about to load, nothing generated"),
     ("stored:propose", "proposal: the proposals are stored, no aggregation"),
     ("stored:aggregate", "aggregation: round 1 stored, later rounds not"),
     ("stored:aggregate-2", "aggregation: round 2 stored (MoA layer 3, Seq windows)"),
