@@ -1,10 +1,11 @@
-"""Kill -9 a real SmolLM2 study at named points, resume each time: nothing lost, nothing redone.
+"""Kill -9 a study at named points, resume each time: nothing lost, nothing redone.
 
 One uninterrupted reference run, then one chain over a second store: the run is killed
 (SIGKILL, through the HARNESS_FAULT_AT hook of harness.generate) at each point in turn, every
 step resuming what the steps before it left, and a last step finishes. Each step must keep
 every stored generation, store no key twice and make only what was not stored; the finished
-records must equal the reference run's (timing fields aside).
+records must equal the reference run's (timing fields aside). The slow test does it to a real
+SmolLM2 study through `python -m harness.run`; a fast one to the core on the fake engine.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_gsm8k
-
-pytestmark = pytest.mark.slow
+from harness.benchmarks import get
+from harness.config import BenchmarkConfig, ModelConfig, RunConfig
+from harness.methods import knobs
+from harness.plan import configurations
+from harness.store import Store
+from tests.conftest import FakeEngine, fake_slot, run_execute, write_gsm8k
 
 # (point, what is happening when it fires)
 POINTS = [
@@ -89,6 +93,7 @@ def comparable(run_dir: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "gen_s"} for r in records]
 
 
+@pytest.mark.slow
 def test_sigkill_at_every_stage_then_resume_loses_and_repeats_nothing(tmp_path):
     data = write_gsm8k(tmp_path / "data")
     ref_dir, ref_store = tmp_path / "reference", tmp_path / "ref_store"
@@ -131,3 +136,58 @@ def test_sigkill_at_every_stage_then_resume_loses_and_repeats_nothing(tmp_path):
     assert comparable(run_dir) == comparable(ref_dir)
     for label, m in ref_metrics["configurations"].items():
         assert m["gsm8k/acc"] == metrics["configurations"][label]["gsm8k/acc"], label
+
+
+def test_fault_point_kills_only_at_the_named_point():
+    code = "from harness.generate import fault_point; fault_point('score'); fault_point('write')"
+    env = {**os.environ, "HARNESS_FAULT_AT": "write"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    env["HARNESS_FAULT_AT"] = "nowhere"
+    assert subprocess.run([sys.executable, "-c", code], env=env, timeout=120).returncode == 0
+
+
+FAKE_MODELS = {n: ModelConfig(name=n, path=f"org/{n}", revision="r1") for n in ("small", "big")}
+
+
+def fake_study(data: Path, store: Path) -> tuple[list[dict], list]:
+    """Every method, two proposer models, on the fake engine: (records, stage stats)."""
+    t = {"temperature": 0.7}
+    rows = [
+        knobs("majority_vote", k=3, **t),
+        knobs("self_moa", k=3, layers=3, **t),
+        knobs("mixed_moa", mixture="ssb", **t),
+        knobs("self_moa_seq", k=4, window=3, reserved=1, **t),
+        knobs("usc", k=3, **t),
+        knobs("rank_fuse", k=3, keep=2, **t),
+    ]
+    run = RunConfig(model=FAKE_MODELS["small"], method=rows[0], configurations=rows,
+                    letters={"s": "small", "b": "big"})  # fmt: skip
+    bench = get(BenchmarkConfig(name="gsm8k", data_dir=str(data)))
+    slot = fake_slot(FAKE_MODELS, lambda model: FakeEngine(model.name, []))
+    return run_execute(configurations(run), bench.load(), bench, slot, Store(store))
+
+
+def test_fake_study_killed_at_every_stage_resumes_with_only_the_missing_work(tmp_path):
+    data = write_gsm8k(tmp_path / "data")
+    reference, _ = fake_study(data, tmp_path / "ref_store")
+    total = len(store_lines(tmp_path / "ref_store"))
+    store = tmp_path / "store"
+    for point in ["load", "stored:propose", "stored:aggregate", "stored:aggregate-2", "score"]:
+        before = {g["key"]: g["text"] for g in store_lines(store)} if store.exists() else {}
+        pid = os.fork()
+        if pid == 0:  # the child runs the study until the fault point kills it
+            os.environ["HARNESS_FAULT_AT"] = point
+            try:
+                fake_study(data, store)
+            finally:
+                os._exit(0)
+        status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        assert status == -signal.SIGKILL, f"{point} was not reached"
+        lines = store_lines(store)
+        after = {g["key"]: g["text"] for g in lines}
+        assert all(after.get(k) == v for k, v in before.items()) and len(lines) == len(after)
+    records, stages = fake_study(data, store)
+    assert sum(s.made for s in stages) == total - len(after) == 0  # all stored by `score`
+    assert len(store_lines(store)) == total
+    assert [{**r, "gen_s": 0} for r in records] == [{**r, "gen_s": 0} for r in reference]
