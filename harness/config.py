@@ -18,11 +18,13 @@ from omegaconf.errors import OmegaConfBaseException
 from harness import methods
 from harness.engines import engine_class
 from harness.errors import ConfigError
+from harness.methods.base import check_tokens
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 LOGGER_MODES = ("offline", "online", "disabled")
 MAX_LIMIT = 10**6  # items per benchmark
 PHASES = ("all", "propose")
+MAX_SEED = 2**32 - 1  # numpy's limit; vLLM seeds numpy, torch and random with it
 
 
 @dataclass
@@ -147,6 +149,7 @@ def to_run_config(cfg: DictConfig, run_dir: str | None = None) -> RunConfig:
             if name is not None and name not in run.models:
                 run.models[name] = load_model_config(name, where)
                 validate_model(run.models[name], f"conf/model/{name}.yaml")
+    check_context(run)
     if run.phase_model is not None and run.phase_model not in run.models:
         raise ConfigError(
             f"phase_model={run.phase_model!r} is not a model of this study; "
@@ -199,8 +202,9 @@ def validate(run: RunConfig) -> None:
         raise ConfigError(
             f"benchmark.limit must be in [1, {MAX_LIMIT}] or null for all items (got {b.limit})"
         )
-    if b.judge_max_tokens < 1:
-        raise ConfigError(f"benchmark.judge_max_tokens must be >= 1 (got {b.judge_max_tokens})")
+    check_tokens(b.judge_max_tokens, "benchmark.judge_max_tokens")
+    if not 0 <= run.seed <= MAX_SEED:
+        raise ConfigError(f"seed must be in [0, {MAX_SEED}] (got {run.seed})")
     if b.judge is not None:
         load_model_config(b.judge, "benchmark.judge")
     engine_class(run.engine.kind)  # an unknown engine.kind fails here, not at the first stage
@@ -211,6 +215,38 @@ def validate(run: RunConfig) -> None:
         raise ConfigError(f"phase={run.phase!r}; allowed: {', '.join(PHASES)}")
     if run.phase_model is not None and run.phase != "propose":
         raise ConfigError("phase_model is only used with phase=propose")
+
+
+def context_limit(run: RunConfig, name: str) -> int | None:
+    """The model's context in tokens when the config sets it (engine or model max_model_len)."""
+    limit = {**run.engine.kwargs, **run.models[name].engine_kwargs}.get("max_model_len")
+    if limit is not None and (not isinstance(limit, int) or limit < 2):
+        raise ConfigError(f"max_model_len of {name} must be an integer >= 2 (got {limit!r})")
+    return limit
+
+
+def check_context(run: RunConfig) -> None:
+    """Every token cap must leave room for a prompt in the context of the model it applies to."""
+    caps = []
+    for m, key in study_rows(run):
+        model = m.model or run.model.name
+        proposers = [run.letters[c] for c in getattr(m, "mixture", "")] or [model]
+        aggregator = getattr(m, "aggregator", None) or model
+        caps += [(f"{key}.max_tokens", m.max_tokens, name) for name in proposers]
+        for knob in ("aggregator_max_tokens", "rank_max_tokens"):
+            if hasattr(m, knob):
+                caps.append((f"{key}.{knob}", getattr(m, knob), aggregator))
+    if run.benchmark.judge is not None:
+        caps.append(
+            ("benchmark.judge_max_tokens", run.benchmark.judge_max_tokens, run.benchmark.judge)
+        )
+    for key, tokens, name in caps:
+        limit = context_limit(run, name)
+        if limit is not None and tokens >= limit:
+            raise ConfigError(
+                f"{key}={tokens} leaves no room for the prompt in the context of {name} "
+                f"(max_model_len={limit}); use fewer tokens"
+            )
 
 
 def preset_row(row, key: str) -> dict:

@@ -156,12 +156,29 @@ CASES: list[tuple[list[str], int, str]] = [
     (["method.max_tokens=0"], 2, r"method.max_tokens must be in \[1, 131072\]"),
     (["method.max_tokens=1000000000"], 2, r"method.max_tokens must be in \[1, 131072\]"),
     (["method.aggregator_max_tokens=-5"], 2, r"method.aggregator_max_tokens must be in"),
+    (
+        ["method.max_tokens=5000"],
+        2,
+        r"method.max_tokens=5000 leaves no room for the prompt in the "
+        r"context of smollm2-135m-instruct \(max_model_len=4096\)",
+    ),  # fmt: skip
+    (["method.aggregator_max_tokens=4096"], 2, r"method.aggregator_max_tokens=4096 leaves no room"),
+    (["method=rank_fuse", "method.rank_max_tokens=9000"], 2, r"rank_max_tokens=9000 leaves no"),
+    (["engine.kwargs.max_model_len=-1"], 2, r"max_model_len of smollm2-135m-instruct must be an"),
+    (["seed=-1"], 2, r"seed must be in \[0, 4294967295\] \(got -1\)"),
+    (["seed=100000000000000000000"], 2, r"seed must be in \[0, 4294967295\]"),
     (["method.context_policy=squeeze"], 2, r"context_policy='squeeze'; allowed: shorten"),
     # benchmark knobs, judge
     (["benchmark.limit=-1"], 2, r"benchmark.limit must be in \[1, 1000000\]"),
     (["benchmark.limit=10000000"], 2, r"benchmark.limit must be in \[1, 1000000\]"),
     (["benchmark.limit=0"], 2, r"benchmark.limit must be in \[1, 1000000\] or null .*got 0"),
-    (["benchmark.judge_max_tokens=0"], 2, r"benchmark.judge_max_tokens must be >= 1"),
+    (["benchmark.judge_max_tokens=0"], 2, r"benchmark.judge_max_tokens must be in \[1, 131072\]"),
+    (["benchmark.judge_max_tokens=100000000"], 2, r"benchmark.judge_max_tokens must be in \[1, "),
+    (
+        ["benchmark=alpaca_eval", "benchmark.judge_max_tokens=4096"],
+        2,
+        r"benchmark.judge_max_tokens=4096 leaves no room .* qwen2.5-coder-0.5b-instruct",
+    ),  # fmt: skip
     ([f"benchmark.judge={SMOL}"], 2, r"benchmark.judge is only used by judged benchmarks"),
     (
         ["benchmark=alpaca_eval", "benchmark.judge=null"],
