@@ -38,7 +38,7 @@ POINTS = [
 ]
 ROW = "temperature: 0.7, max_tokens: 16, aggregator_max_tokens: 16"
 STUDY = [  # every_method_cpu scaled down: one model (q -> SmolLM2 too), 16-token caps
-    f"{{name: majority_vote, k: 3, {ROW}}}",
+    "{name: majority_vote, k: 3, temperature: 0.7, max_tokens: 16}",
     f"{{name: self_moa, k: 3, {ROW}}}",
     f"{{name: self_moa, k: 3, layers: 3, {ROW}}}",
     f"{{name: mixed_moa, mixture: sssq, {ROW}}}",
