@@ -219,9 +219,13 @@ def validate(run: RunConfig) -> None:
 
 def context_limit(run: RunConfig, name: str) -> int | None:
     """The model's context in tokens when the config sets it (engine or model max_model_len)."""
-    limit = {**run.engine.kwargs, **run.models[name].engine_kwargs}.get("max_model_len")
+    own = run.models[name].engine_kwargs
+    key = "engine_kwargs" if "max_model_len" in own else "engine.kwargs"
+    limit = {**run.engine.kwargs, **own}.get("max_model_len")
     if limit is not None and (not isinstance(limit, int) or limit < 2):
-        raise ConfigError(f"max_model_len of {name} must be an integer >= 2 (got {limit!r})")
+        raise ConfigError(
+            f"{key}.max_model_len (of {name}) must be an integer >= 2 (got {limit!r})"
+        )
     return limit
 
 

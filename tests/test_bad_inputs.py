@@ -164,7 +164,11 @@ CASES: list[tuple[list[str], int, str]] = [
     ),  # fmt: skip
     (["method.aggregator_max_tokens=4096"], 2, r"method.aggregator_max_tokens=4096 leaves no room"),
     (["method=rank_fuse", "method.rank_max_tokens=9000"], 2, r"rank_max_tokens=9000 leaves no"),
-    (["engine.kwargs.max_model_len=-1"], 2, r"max_model_len of smollm2-135m-instruct must be an"),
+    (
+        ["engine.kwargs.max_model_len=-1"],
+        2,
+        r"engine.kwargs.max_model_len \(of smollm2-135m-instruct\) must be",
+    ),
     (["seed=-1"], 2, r"seed must be in \[0, 4294967295\] \(got -1\)"),
     (["seed=100000000000000000000"], 2, r"seed must be in \[0, 4294967295\]"),
     (["method.context_policy=squeeze"], 2, r"context_policy='squeeze'; allowed: shorten"),
