@@ -169,6 +169,7 @@ CASES: list[tuple[list[str], int, str]] = [
         2,
         r"engine.kwargs.max_model_len \(of smollm2-135m-instruct\) must be",
     ),
+    (["+model.engine_kwargs.max_model_len=64"], 2, r"method.max_tokens=512 leaves no room .*=64"),
     (["seed=-1"], 2, r"seed must be in \[0, 4294967295\] \(got -1\)"),
     (["seed=100000000000000000000"], 2, r"seed must be in \[0, 4294967295\]"),
     (["method.context_policy=squeeze"], 2, r"context_policy='squeeze'; allowed: shorten"),
