@@ -7,7 +7,7 @@ loads, with a message that names the key and what is allowed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +18,15 @@ from omegaconf.errors import OmegaConfBaseException
 import harness.paths  # noqa: F401 - registers the resolvers of conf/paths/
 import harness.rundir  # noqa: F401 - registers ${run_tag:}, used in hydra.run.dir
 from harness import methods
+from harness.engines import engine_class
 from harness.errors import ConfigError
+from harness.methods.base import check_tokens
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 LOGGER_MODES = ("offline", "online", "disabled")
 MAX_LIMIT = 10**6  # items per benchmark
 PHASES = ("all", "propose")
+MAX_SEED = 2**32 - 1  # numpy's limit; vLLM seeds numpy, torch and random with it
 
 
 @dataclass
@@ -119,10 +122,14 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
-def load_model_config(name: str) -> ModelConfig:
+def load_model_config(name: str, key: str | None = None) -> ModelConfig:
+    """conf/model/<name>.yaml; an unknown name is an error naming `key`, the setting holding it."""
     path = CONF_DIR / "model" / f"{name}.yaml"
     if not path.exists():
-        raise ConfigError(f"unknown model {name!r}; available: {', '.join(options('model'))}")
+        where = f"{key}={name!r}: " if key else ""
+        raise ConfigError(
+            f"{where}unknown model {name!r}; available: {', '.join(options('model'))}"
+        )
     merged = OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.load(path))
     return OmegaConf.to_object(merged)
 
@@ -138,6 +145,7 @@ def compose(*overrides: str) -> DictConfig:
 
 def to_run_config(cfg: DictConfig, run_dir: str | None = None) -> RunConfig:
     """Merge the composed Hydra config onto the dataclass schema, convert it, and validate it."""
+    check_keys(cfg)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(RunConfig), cfg)
         run: RunConfig = OmegaConf.to_object(merged)
@@ -153,13 +161,18 @@ def to_run_config(cfg: DictConfig, run_dir: str | None = None) -> RunConfig:
     ]
     validate(run)
     run.models = {run.model.name: run.model}
-    for m in run.configurations or [run.method]:
-        names = [m.model, getattr(m, "aggregator", None), run.benchmark.judge]
-        names += [run.letters[c] for c in getattr(m, "mixture", "")]
-        for name in names:
+    for m, key in study_rows(run):
+        names = [
+            (m.model, f"{key}.model"),
+            (getattr(m, "aggregator", None), f"{key}.aggregator"),
+            (run.benchmark.judge, "benchmark.judge"),
+        ]
+        names += [(run.letters[c], f"letters.{c}") for c in getattr(m, "mixture", "")]
+        for name, where in names:
             if name is not None and name not in run.models:
-                run.models[name] = load_model_config(name)
+                run.models[name] = load_model_config(name, where)
                 validate_model(run.models[name], f"conf/model/{name}.yaml")
+    check_context(run)
     if run.phase_model is not None and run.phase_model not in run.models:
         raise ConfigError(
             f"phase_model={run.phase_model!r} is not a model of this study; "
@@ -168,22 +181,56 @@ def to_run_config(cfg: DictConfig, run_dir: str | None = None) -> RunConfig:
     return run
 
 
+SECTIONS = {
+    "": RunConfig,
+    "model": ModelConfig,
+    "benchmark": BenchmarkConfig,
+    "engine": EngineConfig,
+    "logger": LoggerConfig,
+}
+
+
+def check_keys(cfg: DictConfig) -> None:
+    """Keys added with `+key=value` that the schema does not have (Hydra lets them through)."""
+    for section, cls in SECTIONS.items():
+        node = cfg.get(section) if section else cfg
+        if not OmegaConf.is_dict(node):
+            continue
+        allowed = [f.name for f in fields(cls)] + ([] if section else ["hydra"])
+        unknown = sorted(set(node) - set(allowed))
+        if unknown:
+            key = f"{section}.{unknown[0]}" if section else unknown[0]
+            raise ConfigError(
+                f"{key} is not a config key; {section or 'top-level'} keys: "
+                f"{', '.join(a for a in allowed if a != 'hydra')}"
+            )
+    if OmegaConf.is_dict(cfg.get("method")):  # a typed knobs node drops keys it does not have
+        methods.knobs_from(OmegaConf.to_container(cfg.method), "method")
+
+
+def study_rows(run: RunConfig) -> list[tuple[Any, str]]:
+    """(knobs, config key) of each configuration: the study's rows, or `method`."""
+    rows = [(m, f"configurations[{i}]") for i, m in enumerate(run.configurations)]
+    return rows or [(run.method, "method")]
+
+
 def validate(run: RunConfig) -> None:
     b = run.benchmark
-    rows = [(m, f"configurations[{i}]") for i, m in enumerate(run.configurations)]
-    for m, key in rows or [(run.method, "method")]:
+    for m, key in study_rows(run):
         methods.make(m, key, run.letters)
-        for name in (m.model, getattr(m, "aggregator", None)):
+        for name, knob in ((m.model, "model"), (getattr(m, "aggregator", None), "aggregator")):
             if name is not None:
-                load_model_config(name)  # raises with the list of models
-    if b.limit is not None and not 0 <= b.limit <= MAX_LIMIT:
+                load_model_config(name, f"{key}.{knob}")  # raises with the list of models
+    if b.limit is not None and not 1 <= b.limit <= MAX_LIMIT:
         raise ConfigError(
-            f"benchmark.limit must be in [0, {MAX_LIMIT}] or null for all items (got {b.limit})"
+            f"benchmark.limit must be in [1, {MAX_LIMIT}] or null for all items (got {b.limit})"
         )
-    if b.judge_max_tokens < 1:
-        raise ConfigError(f"benchmark.judge_max_tokens must be >= 1 (got {b.judge_max_tokens})")
+    check_tokens(b.judge_max_tokens, "benchmark.judge_max_tokens")
+    if not 0 <= run.seed <= MAX_SEED:
+        raise ConfigError(f"seed must be in [0, {MAX_SEED}] (got {run.seed})")
     if b.judge is not None:
-        load_model_config(b.judge)
+        load_model_config(b.judge, "benchmark.judge")
+    engine_class(run.engine.kind)  # an unknown engine.kind fails here, not at the first stage
     if run.logger.mode not in LOGGER_MODES:
         raise ConfigError(f"logger.mode={run.logger.mode!r}; allowed: {', '.join(LOGGER_MODES)}")
     validate_model(run.model, "model")
@@ -193,9 +240,52 @@ def validate(run: RunConfig) -> None:
         raise ConfigError("phase_model is only used with phase=propose")
 
 
+def context_limit(run: RunConfig, name: str) -> int | None:
+    """The model's context in tokens when the config sets it (engine or model max_model_len)."""
+    own = run.models[name].engine_kwargs
+    key = "engine_kwargs" if "max_model_len" in own else "engine.kwargs"
+    limit = {**run.engine.kwargs, **own}.get("max_model_len")
+    if limit is not None and (not isinstance(limit, int) or limit < 2):
+        raise ConfigError(
+            f"{key}.max_model_len (of {name}) must be an integer >= 2 (got {limit!r})"
+        )
+    return limit
+
+
+def check_context(run: RunConfig) -> None:
+    """Every token cap must leave room for a prompt in the context of the model it applies to."""
+    caps = []
+    for m, key in study_rows(run):
+        model = m.model or run.model.name
+        proposers = [run.letters[c] for c in getattr(m, "mixture", "")] or [model]
+        aggregator = getattr(m, "aggregator", None) or model
+        caps += [(f"{key}.max_tokens", m.max_tokens, name) for name in proposers]
+        for knob in ("aggregator_max_tokens", "rank_max_tokens"):
+            if hasattr(m, knob):
+                caps.append((f"{key}.{knob}", getattr(m, knob), aggregator))
+    if run.benchmark.judge is not None:
+        caps.append(
+            ("benchmark.judge_max_tokens", run.benchmark.judge_max_tokens, run.benchmark.judge)
+        )
+    for key, tokens, name in caps:
+        limit = context_limit(run, name)
+        if limit is not None and tokens >= limit:
+            raise ConfigError(
+                f"{key}={tokens} leaves no room for the prompt in the context of {name} "
+                f"(max_model_len={limit}); use fewer tokens"
+            )
+
+
 def preset_row(row, key: str) -> dict:
     """A study row; `preset: <name>` starts it from conf/method/<name>.yaml."""
-    row = OmegaConf.to_container(row) if OmegaConf.is_config(row) else dict(row)
+    if OmegaConf.is_config(row):
+        row = OmegaConf.to_container(row)
+    if not isinstance(row, dict):
+        raise ConfigError(
+            f"{key} must be a mapping of a method's knobs, e.g. {{name: self_moa, k: 4}} "
+            f"(got {row!r})"
+        )
+    row = dict(row)
     preset = row.pop("preset", None)
     if preset is None:
         return row

@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -30,6 +32,20 @@ from harness.records import Generation
 from harness.store import Store, generation_key
 
 log = logging.getLogger(__name__)
+
+FAULT_ENV = "HARNESS_FAULT_AT"  # tests only: tests/test_faults.py
+
+
+def fault_point(name: str) -> None:
+    """Kill this process (SIGKILL) at point `name` if $HARNESS_FAULT_AT names it (fault tests).
+
+    Points: `load` (a model is about to load), `stored:<stage>` (a stage's generations just stored,
+    e.g. stored:propose, stored:aggregate-2), `score` (every generation done, nothing scored),
+    `write` (records.jsonl written, metrics.json not).
+    """
+    if os.environ.get(FAULT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
 
 # pool[(model, (temperature, top_p, max_tokens), conversation key)] = (output, s per token)
 Pool = dict[tuple, tuple[Output, float]]
@@ -81,6 +97,7 @@ class ModelSlot:
         if self.resident == name:
             return self.engine, 0.0  # type: ignore[return-value]
         self.close()
+        fault_point("load")
         self.engine = self.factory(self.models[name])
         return self.engine, self.engine.load_s
 
@@ -209,6 +226,7 @@ class Generator:
                 stats.made += 1
                 stats.prompt_tokens += out.prompt_tokens
         self.store.put(new)
+        fault_point(f"stored:{stats.stage}")
         stats.generated_tokens = sum(made)
         return made, errors
 

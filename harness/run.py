@@ -38,7 +38,7 @@ from harness.cluster import check_job
 from harness.config import CONF_DIR, ConfigError, RunConfig
 from harness.environment import check_environment
 from harness.errors import one_line
-from harness.generate import Generator, ModelSlot
+from harness.generate import Generator, ModelSlot, fault_point
 from harness.logs import report
 from harness.methods import Job
 from harness.metrics import stage_table, summarize, summary_table, truncation_warnings
@@ -140,6 +140,7 @@ def study(run: RunConfig) -> dict:
         finally:
             slot.close()
         rundir.write_records(records)
+        fault_point("write")
         summary = summarize(records, bench.name, bench.metric)
         metrics = {
             "benchmark": bench.name,

@@ -14,7 +14,7 @@ score:   extract and score, or judge in one batched stage (harness.score)
 from __future__ import annotations
 
 from harness.benchmarks import Benchmark, Item
-from harness.generate import Generator, Pool, conversation_key
+from harness.generate import Generator, Pool, conversation_key, fault_point
 from harness.methods import Job, Request
 from harness.plan import Configuration
 from harness.records import Proposal, Record, Round
@@ -45,6 +45,7 @@ def execute(
             later.append(Job(job.conf, item, [*history, question], gen.seed))
         jobs = answer(later, gen)
         done += jobs
+    fault_point("score")
     grade = judged_grader(done, bench, gen, judge) if bench.judged else grader(bench)
     return [make_record(job, bench, grade) for job in done]
 

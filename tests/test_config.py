@@ -44,7 +44,7 @@ def test_aggregator_model_is_loaded_by_name():
     [
         ("method.k=0", r"method.k must be an integer in \[1, 256\] \(got 0\)"),
         ("method.k=100000000000", r"method.k must be an integer in \[1, 256\]"),
-        ("benchmark.limit=-1", r"benchmark.limit must be in \[0, 1000000\]"),
+        ("benchmark.limit=-1", r"benchmark.limit must be in \[1, 1000000\]"),
         ("method.temperature=-0.1", "method.temperature must be in"),
         ("method.top_p=0", r"method.top_p must be in \(0, 1\]"),
         ("method.max_tokens=0", r"method.max_tokens must be in \[1, 131072\]"),
@@ -74,8 +74,8 @@ def test_impossible_values_name_the_key(override, message):
         (["method=mixed_moa", "method.mixture=qqxx"], r"letters \['x'\] are not in letters"),
         (["method=mixed_moa", "method.mixture="], "mixture must hold 1 to 256 letters"),
         (["method=usc", "method.model=nope"], "unknown model 'nope'"),
-        (["method=self_moa_seq", "method.reserved=6"], "need 0 <= reserved < window"),
-        (["method=self_moa_seq", "method.window=100000"], "need 0 <= reserved < window <= 256"),
+        (["method=self_moa_seq", "method.reserved=6"], r"method.reserved must be in \[0, "),
+        (["method=self_moa_seq", "method.window=100000"], r"method.window must be in \[1, 256\]"),
     ],
 )
 def test_impossible_method_combinations(overrides, message):

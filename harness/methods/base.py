@@ -126,14 +126,10 @@ class Method:
     @classmethod
     def validate(cls, knobs: Knobs, key: str, letters: dict[str, str]) -> None:
         """Raise ConfigError naming `key.<knob>` for an impossible value."""
-        for name, value, hi in [
-            ("temperature", knobs.temperature, 5.0),
-            ("top_p", knobs.top_p, 1.0),
-        ]:
-            if not 0.0 <= value <= hi:
-                raise ConfigError(f"{key}.{name} must be in [0, {hi}] (got {value})")
-        if knobs.top_p == 0.0:
-            raise ConfigError(f"{key}.top_p must be in (0, 1] (got 0.0)")
+        if not 0.0 <= knobs.temperature <= 5.0:
+            raise ConfigError(f"{key}.temperature must be in [0, 5.0] (got {knobs.temperature})")
+        if not 0.0 < knobs.top_p <= 1.0:
+            raise ConfigError(f"{key}.top_p must be in (0, 1] (got {knobs.top_p})")
         check_tokens(knobs.max_tokens, f"{key}.max_tokens")
 
     def samples(self) -> int:

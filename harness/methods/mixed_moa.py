@@ -30,7 +30,7 @@ class MixedMoA(SelfMoA):
         if not knobs.mixture or len(knobs.mixture) > MAX_K:
             raise ConfigError(
                 f"{key}.mixture must hold 1 to {MAX_K} letters "
-                f"(e.g. 'qqqsss'; got {knobs.mixture!r})"
+                f"(e.g. 'qqqsss'; got {len(knobs.mixture)} letters)"
             )
         unknown = sorted(set(knobs.mixture) - set(letters))
         if unknown:

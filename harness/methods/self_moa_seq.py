@@ -28,10 +28,12 @@ class SelfMoASeq(Aggregating):
     @classmethod
     def validate(cls, knobs, key, letters) -> None:
         super().validate(knobs, key, letters)
-        if not 0 <= knobs.reserved < knobs.window <= MAX_K:
+        if not 1 <= knobs.window <= MAX_K:
+            raise ConfigError(f"{key}.window must be in [1, {MAX_K}] (got {knobs.window})")
+        if not 0 <= knobs.reserved < knobs.window:
             raise ConfigError(
-                f"{key}: need 0 <= reserved < window <= {MAX_K} "
-                f"(got reserved={knobs.reserved}, window={knobs.window})"
+                f"{key}.reserved must be in [0, {key}.window - 1 = {knobs.window - 1}] "
+                f"(got {knobs.reserved})"
             )
 
     def planned_rounds(self) -> list[int]:
