@@ -9,7 +9,7 @@ from harness.config import ModelConfig, RunConfig
 from harness.methods import knobs
 from harness.metrics import summarize, wilson
 from harness.plan import configurations, item_seed
-from harness.prompts import AGGREGATOR_INSTRUCTION
+from harness.prompts import MOA_INSTRUCTION
 from harness.store import Store
 from tests.conftest import FakeEngine, fake_slot, generation, run_execute, typed
 
@@ -61,7 +61,7 @@ def test_self_moa_makes_one_batched_call_per_stage_and_reuses_the_model(setup):
     _, agg_convs, agg_params = calls[1]
     assert len(agg_convs) == len(items) and all(p.n == 1 for p in agg_params)
     assert agg_convs[0][0]["role"] == "system"
-    assert agg_convs[0][0]["content"].startswith(AGGREGATOR_INSTRUCTION)
+    assert agg_convs[0][0]["content"].startswith(MOA_INSTRUCTION)
 
 
 @pytest.mark.parametrize("shuffle", [False, True])

@@ -1,4 +1,4 @@
-from harness.prompts import AGGREGATOR_INSTRUCTION, aggregation_messages, numbered
+from harness.prompts import MOA_INSTRUCTION, aggregation_messages, numbered
 
 
 def test_responses_are_numbered_from_one_in_given_order():
@@ -9,7 +9,7 @@ def test_aggregation_adds_system_message_when_none_exists():
     conv = [{"role": "user", "content": "What is 2+2?"}]
     msgs = aggregation_messages(conv, ["4", "5"])
     assert [m["role"] for m in msgs] == ["system", "user"]
-    assert msgs[0]["content"].startswith(AGGREGATOR_INSTRUCTION)
+    assert msgs[0]["content"].startswith(MOA_INSTRUCTION)
     assert msgs[0]["content"].endswith("1. 4\n\n2. 5")
     assert msgs[1] == conv[0]
 
@@ -18,7 +18,7 @@ def test_aggregation_merges_into_existing_system_message_after_its_text():
     conv = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi"}]
     msgs = aggregation_messages(conv, ["Hello"])
     assert len(msgs) == 2
-    assert msgs[0]["content"].startswith("Be terse.\n\n" + AGGREGATOR_INSTRUCTION)
+    assert msgs[0]["content"].startswith("Be terse.\n\n" + MOA_INSTRUCTION)
     assert conv[0]["content"] == "Be terse."  # input not modified
 
 
