@@ -423,3 +423,14 @@ def test_seconds_are_charged_only_for_generations_made_in_this_run(setup):
     records, stages = run_execute(both, items, bench, slot, store, seed=0)
     assert all(r["gen_s"] == 0 for r in records if r["method"] == "self_moa")  # all stored
     assert all(r["gen_s"] > 0 for r in records if r["method"] == "usc")  # its selection is new
+
+
+@pytest.mark.parametrize("prompt", ["moa", "critical"])
+def test_prompt_knob_chooses_the_aggregator_prompt(setup, prompt):
+    from harness.prompts import AGGREGATOR_PROMPTS
+
+    bench, items, calls, _, slot, store = setup
+    method = knobs("self_moa", k=2, temperature=0.7, prompt=prompt)
+    run_execute(configurations(make_run(method, False)), items, bench, slot, store, 0)
+    system = calls[1][1][0][0]["content"]
+    assert system.startswith(AGGREGATOR_PROMPTS[prompt][0])
