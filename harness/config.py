@@ -205,7 +205,7 @@ def check_keys(cfg: DictConfig) -> None:
                 f"{', '.join(a for a in allowed if a != 'hydra')}"
             )
     if OmegaConf.is_dict(cfg.get("method")):  # a typed knobs node drops keys it does not have
-        methods.knobs_from(OmegaConf.to_container(cfg.method), "method")
+        methods.knobs_from(OmegaConf.to_container(cfg.method, resolve=True), "method")
 
 
 def study_rows(run: RunConfig) -> list[tuple[Any, str]]:

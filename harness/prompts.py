@@ -1,10 +1,15 @@
-"""The aggregator prompt, in one place.
+"""The aggregator prompts, in one place (`method.prompt` chooses one of AGGREGATOR_PROMPTS).
 
-Structure (MoA's aggregate-and-synthesize prompt, as described in the paper; wording is ours):
-an instruction to synthesise the candidate responses critically into one answer, then a
+Structure of both (MoA's aggregate-and-synthesise prompt, as the paper describes it; the
+wording is ours): an instruction to synthesise the responses into one answer, a header, then a
 numbered list of the responses, all in the system message (appended to an existing system
 message), followed by the original conversation unchanged, so the aggregator answers the
 user's last turn itself.
+    moa       MoA's instruction and nothing more: synthesise, weigh critically (some responses
+              may be wrong or biased), do not just copy, be accurate and coherent.
+    critical  the harness's first prompt (kept byte for byte: stored aggregations stay valid):
+              adds "do not trust a response because others agree with it" and "keep the
+              required answer format", which may suppress the consensus Self-MoA relies on.
 """
 
 from __future__ import annotations
@@ -13,7 +18,14 @@ import re
 
 Message = dict[str, str]
 
-AGGREGATOR_INSTRUCTION = (
+MOA_INSTRUCTION = (
+    "You are shown several responses that different AI assistants wrote to the user's latest "
+    "message. Synthesise them into one response of high quality. Weigh the information in them "
+    "critically, as some of it may be wrong or biased. Do not merely repeat one of them: give a "
+    "refined, accurate and complete reply to the user's message, well organised and coherent."
+)
+MOA_HEADER = "Responses from the assistants:"
+CRITICAL_INSTRUCTION = (
     "Below are several candidate responses to the user's most recent message, written "
     "independently by AI assistants. Combine them into one response of the highest quality. "
     "Read them critically: any of them may contain mistakes, unsupported claims or bias, so "
@@ -22,6 +34,12 @@ AGGREGATOR_INSTRUCTION = (
     "coherent, and must follow the user's instructions, including any required answer format."
 )
 RESPONSES_HEADER = "Candidate responses:"
+# name -> (instruction, header of the numbered responses)
+AGGREGATOR_PROMPTS = {
+    "moa": (MOA_INSTRUCTION, MOA_HEADER),
+    "critical": (CRITICAL_INSTRUCTION, RESPONSES_HEADER),
+}
+DEFAULT_PROMPT = "moa"
 
 
 def numbered(responses: list[str]) -> str:
@@ -29,19 +47,23 @@ def numbered(responses: list[str]) -> str:
     return "\n\n".join(f"{i}. {text.strip()}" for i, text in enumerate(responses, start=1))
 
 
-def aggregator_system(responses: list[str]) -> str:
+def aggregator_system(responses: list[str], prompt: str = DEFAULT_PROMPT) -> str:
     if not responses:
         raise ValueError("aggregation needs at least one response")
-    return f"{AGGREGATOR_INSTRUCTION}\n\n{RESPONSES_HEADER}\n\n{numbered(responses)}"
+    instruction, header = AGGREGATOR_PROMPTS[prompt]
+    return f"{instruction}\n\n{header}\n\n{numbered(responses)}"
 
 
-def aggregation_messages(conversation: list[Message], responses: list[str]) -> list[Message]:
+def aggregation_messages(
+    conversation: list[Message], responses: list[str], prompt: str = DEFAULT_PROMPT
+) -> list[Message]:
     """The aggregator's conversation: the original one with the responses in its system message.
 
-    An existing system message keeps its text first and gets the aggregator block appended;
-    otherwise a system message is put in front. The input list is not modified.
+    `prompt` names one of AGGREGATOR_PROMPTS. An existing system message keeps its text first
+    and gets the aggregator block appended; otherwise a system message is put in front. The
+    input list is not modified.
     """
-    return with_system(conversation, aggregator_system(responses))
+    return with_system(conversation, aggregator_system(responses, prompt))
 
 
 def with_system(conversation: list[Message], block: str) -> list[Message]:

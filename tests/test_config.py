@@ -56,6 +56,7 @@ def test_aggregator_model_is_loaded_by_name():
         ("model.gguf=nope", "model.gguf='nope' is not a known GGUF model"),
         ("method=mixed_moa", None),
         ("method.context_policy=squeeze", "method.context_policy='squeeze'; allowed: shorten"),
+        ("method.prompt=polite", "method.prompt='polite'; allowed: moa, critical"),
         ("method.layers=1", r"method.layers must be in \[2, 8\]"),
         ("method.layers=1000", r"method.layers must be in \[2, 8\]"),
     ],

@@ -26,24 +26,31 @@ from tests.conftest import FakeEngine
 GOLDEN = Path(__file__).parent / "data" / "golden"
 MODELS = {n: ModelConfig(name=n, path=f"org/{n}", revision="r1") for n in ("small", "big", "judge")}
 # the pre-redesign defaults of knobs the golden rows left out
-OLD = {"aggregator_temperature": 0.0, "aggregator_max_tokens": 512}
-K = methods.knobs
+OLD = {"aggregator_temperature": 0.0, "aggregator_max_tokens": 512, "prompt": "critical"}
+
+
+def K(name, **values):  # noqa: N802 - reads like the rows it builds
+    """Knobs with the pre-redesign defaults of what `values` leaves out (shuffled proposals)."""
+    if name not in ("majority_vote", "single"):
+        values = {**OLD, "shuffle": True, **values}
+    return methods.knobs(name, **values)
+
+
 STUDIES = {
     "gsm8k": [
         K("majority_vote", k=3),
-        K("self_moa", k=3, **OLD),
-        K("self_moa", k=4, shuffle=False, aggregator="big", label="self_moa_big_shorten", **OLD),
+        K("self_moa", k=3),
+        K("self_moa", k=4, shuffle=False, aggregator="big", label="self_moa_big_shorten"),
         K(
             "self_moa",
             k=4,
             aggregator="big",
             context_policy="drop_longest",
             label="self_moa_big_drop",
-            **OLD,
-        ),  # fmt: skip
-        K("self_moa", k=6, aggregator="big", context_policy="seq", label="self_moa_big_seq", **OLD),
-        K("self_moa", k=3, layers=3, **OLD),
-        K("mixed_moa", mixture="ssb", **OLD),
+        ),
+        K("self_moa", k=6, aggregator="big", context_policy="seq", label="self_moa_big_seq"),
+        K("self_moa", k=3, layers=3),
+        K("mixed_moa", mixture="ssb"),
         K(
             "mixed_moa",
             mixture="sbb",
@@ -52,11 +59,11 @@ STUDIES = {
             aggregator_temperature=0.5,
             aggregator_max_tokens=512,
         ),  # fmt: skip
-        K("self_moa_seq", k=5, window=3, reserved=1, **OLD),
+        K("self_moa_seq", k=5, window=3, reserved=1),
         K("usc", k=3, aggregator_temperature=0.0, aggregator_max_tokens=64),
         K("single", temperature=0.7, model="big"),
     ],
-    "mt_bench": [K("self_moa", k=2, **OLD), K("usc", k=2, **OLD)],
+    "mt_bench": [K("self_moa", k=2), K("usc", k=2)],
 }
 
 

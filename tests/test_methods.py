@@ -9,7 +9,7 @@ from harness.config import ModelConfig, RunConfig
 from harness.methods import knobs
 from harness.metrics import summarize, wilson
 from harness.plan import configurations, item_seed
-from harness.prompts import AGGREGATOR_INSTRUCTION
+from harness.prompts import MOA_INSTRUCTION
 from harness.store import Store
 from tests.conftest import FakeEngine, fake_slot, run_execute, typed
 
@@ -61,7 +61,7 @@ def test_self_moa_makes_one_batched_call_per_stage_and_reuses_the_model(setup):
     _, agg_convs, agg_params = calls[1]
     assert len(agg_convs) == len(items) and all(p.n == 1 for p in agg_params)
     assert agg_convs[0][0]["role"] == "system"
-    assert agg_convs[0][0]["content"].startswith(AGGREGATOR_INSTRUCTION)
+    assert agg_convs[0][0]["content"].startswith(MOA_INSTRUCTION)
 
 
 @pytest.mark.parametrize("shuffle", [False, True])
@@ -401,3 +401,14 @@ def test_planned_generations_count_shared_proposals_once_and_every_round():
     assert plan["proposals"] == 9 * 3  # one stream, the most samples any configuration needs
     assert plan["aggregations"] == (1 + 2 + (2 + 1) + 2) * 3  # seq: 2 windows; layers: 2 agents
     assert plan["tokens"] == (9 * 10 + 20 + 2 * 20 + (2 * 10 + 20) + (30 + 20)) * 3
+
+
+@pytest.mark.parametrize("prompt", ["moa", "critical"])
+def test_prompt_knob_chooses_the_aggregator_prompt(setup, prompt):
+    from harness.prompts import AGGREGATOR_PROMPTS
+
+    bench, items, calls, _, slot, store = setup
+    method = knobs("self_moa", k=2, temperature=0.7, prompt=prompt)
+    run_execute(configurations(make_run(method, False)), items, bench, slot, store, 0)
+    system = calls[1][1][0][0]["content"]
+    assert system.startswith(AGGREGATOR_PROMPTS[prompt][0])

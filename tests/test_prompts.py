@@ -1,4 +1,4 @@
-from harness.prompts import AGGREGATOR_INSTRUCTION, aggregation_messages, numbered
+from harness.prompts import MOA_INSTRUCTION, aggregation_messages, numbered
 
 
 def test_responses_are_numbered_from_one_in_given_order():
@@ -9,7 +9,7 @@ def test_aggregation_adds_system_message_when_none_exists():
     conv = [{"role": "user", "content": "What is 2+2?"}]
     msgs = aggregation_messages(conv, ["4", "5"])
     assert [m["role"] for m in msgs] == ["system", "user"]
-    assert msgs[0]["content"].startswith(AGGREGATOR_INSTRUCTION)
+    assert msgs[0]["content"].startswith(MOA_INSTRUCTION)
     assert msgs[0]["content"].endswith("1. 4\n\n2. 5")
     assert msgs[1] == conv[0]
 
@@ -18,7 +18,7 @@ def test_aggregation_merges_into_existing_system_message_after_its_text():
     conv = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi"}]
     msgs = aggregation_messages(conv, ["Hello"])
     assert len(msgs) == 2
-    assert msgs[0]["content"].startswith("Be terse.\n\n" + AGGREGATOR_INSTRUCTION)
+    assert msgs[0]["content"].startswith("Be terse.\n\n" + MOA_INSTRUCTION)
     assert conv[0]["content"] == "Be terse."  # input not modified
 
 
@@ -53,3 +53,25 @@ def test_usc_prompt_puts_question_responses_and_request_in_the_last_user_turn():
     assert (
         text.index("2+2?") < text.index("1. 4") < text.index("2. 5") < text.index(USC_INSTRUCTION)
     )
+
+
+def test_critical_prompt_is_the_first_prompt_byte_for_byte():
+    """Stored aggregations made with it before `method.prompt` existed keep their keys."""
+    import hashlib
+
+    from harness.prompts import aggregator_system
+
+    text = aggregator_system(["a", "b"], "critical")
+    digest = "98bb5530d9dea3c28c966e02547c82d9e8a86d3653eadec79e8402dc45e4b47b"
+    assert hashlib.sha256(text.encode()).hexdigest() == digest
+
+
+def test_moa_prompt_has_the_moa_structure_without_extra_instructions():
+    from harness.prompts import AGGREGATOR_PROMPTS, DEFAULT_PROMPT, aggregator_system
+
+    assert DEFAULT_PROMPT == "moa" and set(AGGREGATOR_PROMPTS) == {"moa", "critical"}
+    text = aggregator_system(["x", "y"], "moa")
+    for word in ("synthesi", "critical", "wrong", "repeat"):
+        assert word in text.lower()
+    assert "agree" not in text.lower() and "answer format" not in text.lower()
+    assert text.endswith("Responses from the assistants:\n\n1. x\n\n2. y")

@@ -25,7 +25,7 @@ from omegaconf import MISSING
 
 from harness.engines.base import Conversation, Output, Sampling
 from harness.errors import ConfigError
-from harness.prompts import aggregation_messages
+from harness.prompts import AGGREGATOR_PROMPTS, DEFAULT_PROMPT, aggregation_messages
 from harness.records import Proposal, Round
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class Knobs:
     model: str | None = None  # proposer model (a conf/model/ name); null = the run's `model`
     temperature: float = 0.0
     top_p: float = 1.0
-    max_tokens: int = 512  # per proposal
+    max_tokens: int = 512  # per proposal; the paper: 2048 (the paper_* presets set it)
 
 
 @dataclass
@@ -64,9 +64,11 @@ class AggregatorKnobs(Knobs):
 
     temperature: float = 0.7
     aggregator: str | None = None  # a conf/model/ name; null = the proposer model
-    aggregator_temperature: float = 0.0
-    aggregator_max_tokens: int = 512
-    shuffle: bool = True  # seeded permutation of proposals in aggregation prompts, per item
+    aggregator_temperature: float = 0.7  # MoA's code; the paper does not say
+    aggregator_max_tokens: int = 512  # the paper: 2048 (the paper_* presets set it)
+    prompt: str = DEFAULT_PROMPT  # aggregator prompt: a key of harness.prompts.AGGREGATOR_PROMPTS
+    # false: proposals in sample order (MoA); true: a seeded permutation per item (position bias)
+    shuffle: bool = False
     context_policy: str = "shorten"  # an aggregation prompt over the context: CONTEXT_POLICIES
 
 
@@ -214,6 +216,10 @@ class Aggregating(Method):
                 f"(got {knobs.aggregator_temperature})"
             )
         check_tokens(knobs.aggregator_max_tokens, f"{key}.aggregator_max_tokens")
+        if knobs.prompt not in AGGREGATOR_PROMPTS:
+            raise ConfigError(
+                f"{key}.prompt={knobs.prompt!r}; allowed: {', '.join(AGGREGATOR_PROMPTS)}"
+            )
         if knobs.context_policy not in CONTEXT_POLICIES:
             raise ConfigError(
                 f"{key}.context_policy={knobs.context_policy!r}; "
@@ -270,7 +276,7 @@ class Aggregating(Method):
 
     def aggregate(self, job: Job, texts: list[str]) -> Request:
         """The aggregator asked to synthesise `texts` (in the order given)."""
-        conversation = aggregation_messages(job.conversation, texts)
+        conversation = aggregation_messages(job.conversation, texts, self.knobs.prompt)
         return Request(job.conf.aggregator, conversation, self.final_sampling(job))
 
     # -- Self-MoA-Seq windows (the method itself, and the `seq` context policy) ----------------

@@ -51,7 +51,7 @@ class SelfMoA(Aggregating):
             texts, _ = self.ordered(job, job.responses, f"L{job.layer}/{slot}")
             seed = item_seed(job.seed, f"{job.item.id}/L{job.layer}/{slot}")
             sampling = Sampling(1, k.temperature, k.top_p, k.max_tokens, seed)
-            conversation = aggregation_messages(job.conversation, texts)
+            conversation = aggregation_messages(job.conversation, texts, k.prompt)
             requests.append(Request(proposal.model, conversation, sampling))
         return requests
 

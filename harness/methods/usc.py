@@ -15,6 +15,7 @@ from harness.prompts import parse_usc_choice, usc_messages
 @dataclass
 class USCKnobs(AggregatorKnobs):
     k: int = 6
+    aggregator_temperature: float = 0.0  # a selection, not a synthesis: greedy
     aggregator_max_tokens: int = 64  # the reply only names a response
 
 

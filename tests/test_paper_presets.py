@@ -1,0 +1,153 @@
+"""The paper presets hold the paper's protocol: its mixtures, k, temperatures and token caps."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.config import compose, options
+from harness.plan import checked_run, configurations
+from tests.test_sweeps import hydra_compose
+
+ROOT = Path(__file__).resolve().parent.parent
+PAPER = [p for p in options("experiment") if p.startswith("paper_")]
+TABLE3_MIXTURES = (
+    "iimmdd imdddd iiiimd immmmd iimmmm iiimmm iiiimm iidddd iiiddd iiiidd mmdddd mmmddd mmmmdd"
+).split()
+QWEN, MATH, CODER = "qwen2-7b-instruct", "qwen2-math-7b-instruct", "deepseek-coder-v2-lite-instruct"
+CPU = {QWEN: "qwen2.5-coder-0.5b-instruct", MATH: "smollm2-135m-instruct", CODER: "gemma-3-270m"}
+
+
+def study(preset: str, *overrides: str):
+    run = checked_run(compose(f"experiment={preset}", *overrides))
+    return run, configurations(run)
+
+
+def ensembles(confs):
+    return [c for c in confs if c.aggregator is not None]
+
+
+def assert_paper_protocol(confs, max_tokens=2048):
+    """k = 6 proposals at T = 0.7, aggregator at T = 0.7, the MoA prompt in sample order."""
+    for c in ensembles(confs):
+        k = c.knobs
+        assert sum(n for _, n in c.proposers) == 6, c.label
+        assert k.temperature == 0.7 and k.aggregator_temperature == 0.7, c.label
+        assert k.max_tokens == k.aggregator_max_tokens == max_tokens, c.label
+        assert k.prompt == "moa" and k.shuffle is False, c.label
+
+
+def test_paper_presets_exist():
+    assert {"paper_table3", "paper_table3_cpu", "paper_table7", "paper_seq_scaling"} <= set(PAPER)
+    assert "paper_alpaca_eval" in PAPER
+
+
+@pytest.mark.parametrize("preset", PAPER)
+def test_every_paper_preset_states_table_numbers_and_command(preset):
+    header = (ROOT / "conf" / "experiment" / f"{preset}.yaml").read_text().split("defaults:")[0]
+    assert "Expected" in header or "twin" in header
+    assert f"python -m harness.run experiment={preset}" in header
+
+
+@pytest.mark.parametrize("preset", PAPER)
+def test_cfg_job_prints_the_whole_study(preset):
+    out = subprocess.run(
+        [sys.executable, "-m", "harness.run", f"experiment={preset}", "--cfg", "job", "--resolve"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    printed = yaml.safe_load(out)["configurations"]
+    run, _ = study(preset)
+    assert len(printed) == len(run.configurations) and "${" not in out
+    assert [row["name"] for row in printed] == [k.name for k in run.configurations]
+
+
+def test_table3_has_the_13_mixtures_self_moa_and_taskbest_rows():
+    run, confs = study("paper_table3")
+    labels = [c.label for c in confs]
+    mixtures = [c.knobs.mixture for c in confs if c.knobs.name == "mixed_moa"]
+    assert mixtures == TABLE3_MIXTURES
+    assert all(c.aggregator == QWEN for c in confs if c.knobs.name == "mixed_moa")
+    self_moa = {(c.proposers[0][0], c.aggregator) for c in confs if c.knobs.name == "self_moa"}
+    assert self_moa == {
+        (QWEN, QWEN),
+        (MATH, QWEN),
+        (CODER, QWEN),
+        (MATH, MATH),
+        (CODER, CODER),
+    }  # each model; TaskBest self-agg
+    assert labels[:3] == ["single", "single(m)", "single(d)"]  # greedy "alone" rows
+    assert_paper_protocol(confs)
+    assert run.benchmark.limit is None and run.engine.name == "gpu"
+    assert run.model.engine_kwargs["max_model_len"] >= 6 * 2048 + 2048
+
+
+def test_table3_is_one_multirun_over_the_three_benchmarks():
+    from hydra.types import RunMode
+
+    cfg = hydra_compose("experiment=paper_table3")
+    assert cfg.hydra.mode == RunMode.MULTIRUN
+    assert cfg.hydra.sweeper.params.benchmark.split(",") == ["mmlu_redux", "cruxeval", "math500"]
+    for bench in ("mmlu_redux", "cruxeval", "math500"):
+        study("paper_table3", f"benchmark={bench}")
+
+
+def test_cpu_twin_is_table3_with_cpu_models_in_the_paper_roles():
+    _, gpu = study("paper_table3")
+    run, cpu = study("paper_table3_cpu")
+    assert [c.label for c in cpu] == [c.label for c in gpu]
+    for g, c in zip(gpu, cpu, strict=True):
+        assert tuple((CPU[m], n) for m, n in g.proposers) == c.proposers
+        assert (g.aggregator and CPU[g.aggregator]) == c.aggregator
+    assert_paper_protocol(cpu, max_tokens=256)
+    assert run.engine.name == "cpu" and run.benchmark.limit == 20
+    assert run.model.engine_kwargs["max_model_len"] <= 4096
+    params = hydra_compose("experiment=paper_table3_cpu").hydra.sweeper.params
+    assert params.benchmark.split(",") == ["gsm8k", "mmlu"]
+
+
+def test_one_override_changes_every_row_of_a_paper_study():
+    _, confs = study("paper_table3", "method.max_tokens=1024")
+    assert {c.knobs.max_tokens for c in confs} == {1024}
+
+
+def test_table7_mixes_i_and_l_on_mmlu():
+    run, confs = study("paper_table7")
+    assert run.benchmark.name == "mmlu_redux"
+    assert [c.knobs.mixture for c in confs if c.knobs.name == "mixed_moa"] == [
+        "iiiiil",
+        "iiiill",
+        "iiilll",
+        "iillll",
+        "illlll",
+    ]
+    selfs = {c.proposers for c in confs if c.knobs.name == "self_moa"}
+    assert selfs == {((QWEN, 6),), (("llama-3.1-8b-instruct", 6),)}
+    assert_paper_protocol(confs)
+
+
+def test_seq_scaling_compares_seq_and_one_shot_over_k():
+    _, confs = study("paper_seq_scaling")
+    seq = [c.knobs for c in confs if c.knobs.name == "self_moa_seq"]
+    assert [k.k for k in seq] == [9, 12, 18, 24, 30]
+    assert all((k.window, k.reserved) == (6, 3) for k in seq)
+    once = [c.knobs.k for c in confs if c.knobs.name == "self_moa"]
+    assert 6 in once and max(once) >= 24
+    for c in ensembles(confs):
+        assert c.knobs.temperature == 0.7 and c.knobs.max_tokens == 2048
+
+
+def test_alpaca_eval_pits_self_moa_against_six_different_models_with_a_judge():
+    run, confs = study("paper_alpaca_eval")
+    assert run.benchmark.name == "alpaca_eval" and run.benchmark.limit is None
+    assert run.benchmark.judge is not None
+    mixed = [c for c in confs if c.knobs.name == "mixed_moa"]
+    assert {len(c.proposers) for c in mixed} == {6}  # six different models, one sample each
+    assert sorted(c.knobs.layers for c in mixed) == [2, 3]
+    selfs = [c for c in confs if c.knobs.name == "self_moa"]
+    assert selfs and all(c.proposers[0][1] == 6 for c in selfs)
+    assert_paper_protocol(mixed + selfs)
