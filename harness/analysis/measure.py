@@ -142,7 +142,7 @@ def load_run(path: Path) -> Run:
     return Run(
         path=path,
         benchmark=benchmark,
-        metric=metrics.get("metric", "acc"),
+        metric=metrics.get("metric", "acc").split("/")[-1],  # metrics.json: "<bench>/<metric>"
         overrides=overrides or path.name,
         logger=config.get("logger") or {},
         config=config,
