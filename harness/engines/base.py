@@ -58,7 +58,9 @@ class Output:
         if self.error is None:
             return None
         if self.too_long:
-            return f"{self.error}: {self.prompt_tokens} tokens >= max_model_len {self.context_limit}"
+            return (
+                f"{self.error}: {self.prompt_tokens} tokens >= max_model_len {self.context_limit}"
+            )
         return self.error
 
 
