@@ -87,7 +87,7 @@ def prepare_models(run: RunConfig) -> dict[str, float]:
 
 def study(run: RunConfig) -> dict:
     """Load items, run every configuration stage by stage, score, write the run directory."""
-    from harness.engines.vllm import VllmEngine
+    from harness.engines import make_engine, nondeterministic, probe
 
     rundir = RunDir(run.run_dir)
     rundir.write_config(run)
@@ -111,7 +111,8 @@ def study(run: RunConfig) -> dict:
     exit_code, preempted = 1, False
     try:
         prepare_s = prepare_models(run)
-        slot = ModelSlot(run.models, lambda m: VllmEngine(m, run.engine, run.seed))
+        probe(run.models, run.engine)  # served models: every URL answers and lists the model
+        slot = ModelSlot(run.models, lambda m: make_engine(m, run.engine, run.seed))
         try:
             store = Store(run.store_dir)
             log.info(
@@ -141,6 +142,7 @@ def study(run: RunConfig) -> dict:
             "store/found": sum(s.found for s in stages),
             "store/made": sum(s.made for s in stages),
             "memory/peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            "engine/nondeterministic_models": nondeterministic(run.models, run.engine),
         }
         rundir.write_metrics(metrics)
 
@@ -187,14 +189,15 @@ def study(run: RunConfig) -> dict:
 
 def propose_phase(run: RunConfig) -> dict:
     """Phase 1 of the two-phase SLURM pattern: only the proposal stages, into the store."""
-    from harness.engines.vllm import VllmEngine
+    from harness.engines import make_engine, probe
 
     bench = benchmarks.get(run.benchmark)
     items = bench.load()
     confs = configurations(run)
     models = None if run.phase_model is None else {run.phase_model}
     prepare_models(run)
-    slot = ModelSlot(run.models, lambda m: VllmEngine(m, run.engine, run.seed))
+    probe(run.models, run.engine)
+    slot = ModelSlot(run.models, lambda m: make_engine(m, run.engine, run.seed))
     try:
         tasks = [Task(c, i, bench.messages(i)) for c in confs for i in items]
         stages: list = []
