@@ -134,7 +134,7 @@ def test_study_with_served_proposers_and_in_process_aggregator(server, tmp_path)
         "method.aggregator_max_tokens=24",
         f"benchmark.data_dir={data}",
         "benchmark.limit=2",
-        "model.engine_kwargs.api_key_env=HARNESS_TEST_KEY",
+        "+model.engine_kwargs.api_key_env=HARNESS_TEST_KEY",
         *(f"engine.kwargs.{k}={v}" for k, v in SMALL_KV.items()),
         "logger.mode=offline",
         f"store_dir={store}",
