@@ -264,6 +264,7 @@ def test_identity_is_the_served_model_and_root_not_the_url(server):
     one, two = server(Script()), server(Script())
     assert model_identity(TINY, config(one)) == "served:tiny@/models/tiny"
     assert model_identity(TINY, config(two)) == model_identity(TINY, config(one, two))
+    assert model_identity(TINY, config(one, revision="bf16")) == "served:tiny@/models/tiny rev=bf16"
 
 
 def test_hosted_non_vllm_models_are_marked_nondeterministic(server):

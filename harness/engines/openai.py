@@ -15,6 +15,9 @@ with the model's `engine_kwargs`:
                  5xx, timeouts and refused connections, each retry on the least-loaded URL
     n_per_request  send `n` in one request (vLLM, OpenAI); false: n requests with seed + j
     deterministic  whether equal seeds give equal texts; null: true for vLLM servers only
+    revision     recorded in the identity next to what the server reports (e.g. the server's
+                 dtype, or a dated hosted model version); the replies' system_fingerprint values
+                 are logged and kept in `fingerprints`
     extra_body   more request fields, e.g. {top_k: 20}
 Sample j of `Sampling(n=k, seed=s)` has seed s + j on a vLLM server exactly as in-process.
 
@@ -60,6 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "deterministic": None,
     "extra_body": {},
     "probe_timeout_s": 10.0,
+    "revision": None,
 }
 CONTEXT = re.compile(r"maximum context length is (\d+)")
 PROMPT = re.compile(
@@ -230,6 +234,7 @@ class OpenAIEngine:
         self.outcomes: Counter[str] = Counter()
         self.usage = Counter()  # prompt_tokens, completion_tokens over all requests
         self.per_url: Counter[str] = Counter()  # requests answered by each base URL
+        self.fingerprints: set[str] = set()  # system_fingerprint values the replies carried
         self.random = random.Random(seed)  # backoff jitter only
         self.load_s = time.perf_counter() - start
         if not self.deterministic:
@@ -239,9 +244,12 @@ class OpenAIEngine:
 
     @staticmethod
     def identity(model: ModelConfig, engine: EngineConfig) -> str:
-        """served:<id the server lists>@<the weights it reports>; no URL (replicas share it)."""
+        """served:<id the server lists>@<the weights it reports>[ rev=<revision>]; no URL, so
+        replicas share stored generations."""
         served = probe(model, engine)
-        return f"served:{served.model_id}@{served.root or 'unreported'}"
+        revision = settings(model, engine)["revision"]
+        base = f"served:{served.model_id}@{served.root or 'unreported'}"
+        return base if revision is None else f"{base} rev={revision}"
 
     # -- one request, with retries and load balancing
     def pick(self, avoid: str | None) -> str:
@@ -347,6 +355,8 @@ class OpenAIEngine:
             outcome = "no_usage"
         with self.lock:
             self.outcomes[outcome] += 1
+            if getattr(reply, "system_fingerprint", None):
+                self.fingerprints.add(reply.system_fingerprint)
             if usage is not None:
                 self.usage["prompt_tokens"] += usage.prompt_tokens or 0
                 self.usage["completion_tokens"] += usage.completion_tokens or sum(tokens)
@@ -393,11 +403,12 @@ class OpenAIEngine:
                 completions = tuple(c for o in parts for c in o.completions)
                 outputs.append(Output(parts[0].prompt_tokens, completions))
         log.info(
-            "%s: %d requests; outcomes %s; usage %s",
+            "%s: %d requests; outcomes %s; usage %s; fingerprints %s",
             self.model_name,
             len(jobs),
             dict(self.outcomes),
             dict(self.usage),
+            sorted(self.fingerprints) or "none",
         )
         return outputs
 
