@@ -79,3 +79,53 @@ def test_study_against_two_server_replicas(tmp_path):
     array = driver.split("job array ")[1].split()[0]
     assert not squeue(array), "the replicas were not stopped"
     assert not list((serve_dir / "urls").glob("*.url"))  # unpublished when they stopped
+
+
+STAND_IN = """#!/bin/bash
+# python for serve.sbatch without a model: a tiny server for harness.serve, a URL check for
+# harness.run, the real interpreter for anything else
+if [ "$1 $2" = "-m harness.serve" ]; then
+  port=$(echo "$@" | sed -n 's/.*--port \\([0-9]*\\).*/\\1/p')
+  exec {python} -c "
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b'{{}}')
+http.server.HTTPServer(('0.0.0.0', $port), H).serve_forever()"
+elif [ "$1 $2" = "-m harness.run" ]; then
+  echo "study args: ${{*:3}}"
+  for u in $(cat "$HARNESS_SERVE_URLS"); do curl -sf "$u/models" && echo " $u answered"; done
+else
+  exec {python} "$@"
+fi
+"""
+
+
+def test_replicas_start_publish_serve_the_study_and_stop(tmp_path):
+    """The orchestration alone, in seconds: stand-in servers instead of vLLM."""
+    python = tmp_path / "python"
+    python.write_text(STAND_IN.format(python=sys.executable))
+    python.chmod(0o755)
+    serve_dir = tmp_path / "serve"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHON": str(python),
+        "REPLICAS": "3",
+        "SERVE_MODEL": "smollm2-135m-instruct",
+        "SERVE_DIR": str(serve_dir),
+        "SERVER_SBATCH": "--cpus-per-task=1 --mem=1G",
+    }
+    job = subprocess.run(
+        ["sbatch", "--parsable", "--cpus-per-task=1", "--mem=1G",
+         f"--output={tmp_path}/driver.out", "slurm/serve.sbatch", "engine=openai", "x=1"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    deadline = time.time() + 300
+    while squeue(job) and time.time() < deadline:
+        time.sleep(2)
+    driver = (tmp_path / "driver.out").read_text()
+    assert "study exit 0" in driver and "study args: engine=openai x=1" in driver, driver
+    urls = (serve_dir / "urls.txt").read_text().split()
+    assert len(set(urls)) == 3 and driver.count(" answered") == 3
+    array = driver.split("job array ")[1].split()[0]
+    assert not squeue(array) and not list((serve_dir / "urls").glob("*.url"))
