@@ -283,3 +283,42 @@ def test_a_model_can_name_its_own_engine_preset():
     assert engine_config(ModelConfig(name="a", path="org/a"), run_engine) is run_engine
     with pytest.raises(ConfigError, match="unknown engine 'nope'"):
         engine_config(ModelConfig(name="a", path="org/a", engine="nope"), run_engine)
+
+
+def test_a_study_through_served_models_stores_scores_and_never_writes_the_key(
+    server, tmp_path, data_dir, monkeypatch, caplog
+):
+    """harness.run's study with every model served (the scripted server): records, metrics and
+    store are written as with in-process models; the key appears nowhere."""
+    from harness.config import compose, to_run_config
+    from harness.run import study
+
+    url = server(Script(key=KEY))
+    monkeypatch.setenv("TEST_SERVE_KEY", KEY)
+    run = to_run_config(
+        compose(
+            "engine=openai",
+            f"engine.kwargs.base_urls=[{url}]",
+            "engine.kwargs.api_key_env=TEST_SERVE_KEY",
+            "model.name=tiny",
+            "model.gguf=null",
+            "model.path=org/tiny",
+            "method=self_moa",
+            "method.k=2",
+            "method.temperature=0.7",
+            f"benchmark.data_dir={data_dir}",
+            "benchmark.limit=2",
+            "logger.mode=disabled",
+            f"store_dir={tmp_path / 'store'}",
+        ),
+        run_dir=str(tmp_path / "run"),
+    )
+    with caplog.at_level("DEBUG"):
+        metrics = study(run)
+    assert metrics["store/made"] == 2 * (1 + 2) + 2  # greedy + 2 samples, then 2 aggregations
+    assert metrics["engine/nondeterministic_models"] == []
+    assert (tmp_path / "run" / "records.jsonl").read_text().count('"score"') > 0
+    for p in [*tmp_path.rglob("*")]:
+        if p.is_file():
+            assert KEY.encode() not in p.read_bytes(), p
+    assert KEY not in caplog.text
