@@ -38,6 +38,9 @@ class ModelConfig:
     chat_template: str | None = None  # overrides the tokenizer's own template when set
     trust_remote_code: bool = False
     engine_kwargs: dict[str, Any] = field(default_factory=dict)  # merged over engine.kwargs
+    # a conf/engine preset for this model alone (e.g. openai: served proposers, in-process
+    # aggregator); null = the run's `engine`
+    engine: str | None = None
 
 
 @dataclass

@@ -31,7 +31,16 @@ KNOBS = {
     "HARNESS_DATA_DIR": "an existing directory of benchmark data",
     "HARNESS_CACHE_DIR": "a directory for prepared models",
     "HARNESS_PROGRESS_S": "a number of seconds >= 0",
+    "HARNESS_RUNS_DIR": "a directory for run directories (conf/paths)",
 }
+# known names checked elsewhere (SLURM scripts, tests), so not reported as unknown
+OTHER_KNOWN = (
+    "HARNESS_SCRATCH",
+    "HARNESS_SETUP",
+    "HARNESS_SERVE_URLS",
+    "HARNESS_ROOT",
+    "HARNESS_FAULT_AT",
+)
 DEFAULT_PROGRESS_S = 30.0
 
 
@@ -75,7 +84,7 @@ def check_environment(environ: MutableMapping[str, str] | None = None) -> dict[s
     """
     environ = os.environ if environ is None else environ
     for name in sorted(k for k in environ if k.startswith("HARNESS_")):
-        if name not in KNOBS:
+        if name not in KNOBS and name not in OTHER_KNOWN:
             close = difflib.get_close_matches(name, KNOBS, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             log.warning("unknown environment variable %s ignored%s", name, hint)

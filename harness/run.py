@@ -96,6 +96,8 @@ def prepare_models(run: RunConfig) -> dict[str, float]:
 
 def study(run: RunConfig) -> dict:
     """Load items, run every configuration stage by stage, score, write the run directory."""
+    from harness.engines import nondeterministic, probe
+
     rundir = RunDir(run.run_dir)
     rundir.write_config(run)
     bench = benchmarks.get(run.benchmark)
@@ -130,6 +132,7 @@ def study(run: RunConfig) -> dict:
     exit_code, preempted = 1, False
     try:
         prepare_s = prepare_models(run)
+        probe(run.models, run.engine)  # served models: every URL answers and lists the model
         slot = ModelSlot(run.models, run.engine, run.seed)
         try:
             store = Store(run.store_dir)
@@ -162,6 +165,7 @@ def study(run: RunConfig) -> dict:
             },
             "truncated": {s.stage + "/" + s.model: s.truncated for s in stages},
             "memory/peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            "engine/nondeterministic_models": nondeterministic(run.models, run.engine),
         }
         rundir.write_metrics(metrics)
 
@@ -213,11 +217,14 @@ def study(run: RunConfig) -> dict:
 
 def propose_phase(run: RunConfig) -> dict:
     """Phase 1 of the two-phase SLURM pattern: only the proposal stages, into the store."""
+    from harness.engines import probe
+
     bench = benchmarks.get(run.benchmark)
     items = bench.load()
     confs = configurations(run)
     models = None if run.phase_model is None else {run.phase_model}
     prepare_models(run)
+    probe(run.models, run.engine)
     slot = ModelSlot(run.models, run.engine, run.seed)
     gen = Generator(slot, Store(run.store_dir), run.seed)
     try:

@@ -106,8 +106,11 @@ def answer(jobs: list[Job], gen: Generator) -> list[Job]:
                         )  # fmt: skip
                     )
                     job.round_s.append(c.tokens * rate)
-            if too_long := next((out for out, _ in outputs if out.error), None):
+            if too_long := next((out for out, _ in outputs if out.too_long), None):
                 job.method.over_budget(job, too_long, requests)
+                continue
+            if failed := next((out for out, _ in outputs if out.error), None):
+                job.error, job.done = failed.message, True  # e.g. a served request that failed
                 continue
             job.method.advance(job, [out.completions[0].text for out, _ in outputs])
     return jobs

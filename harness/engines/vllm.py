@@ -3,6 +3,11 @@
 Every conversation goes through the model's own chat template (or the model config's override).
 vLLM gives sample j of `SamplingParams(n=k, seed=s)` the seed s + j (see harness.engines.base).
 A conversation longer than the context is not sent: its Output is `too_long`.
+
+`dtype: by_cpu` (conf/engine/cpu.yaml) picks bfloat16 where the CPU has `avx512_bf16` or AMX
+(`amx_bf16`) and float32 elsewhere (on AVX2-only CPUs bfloat16 is ~3.5x slower); any other value
+overrides it. The chosen dtype is logged and is part of the model identity in store keys, except
+float32 and "auto" (keys made before dtypes were recorded stay valid).
 """
 
 from __future__ import annotations
@@ -47,12 +52,54 @@ def model_identity(model: ModelConfig) -> str:
     return f"hub:{model.path}@{model.revision}"
 
 
+BY_CPU = "by_cpu"
+UNMARKED_DTYPES = (
+    "float32",
+    "float",
+    "auto",
+    None,
+)  # identities without a dtype (older store keys)
+
+
+def cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    line = next((x for x in text.splitlines() if x.startswith("flags")), "")
+    return set(line.partition(":")[2].split())
+
+
+def cpu_dtype(flags: set[str] | None = None) -> str:
+    """bfloat16 where the CPU computes it natively (avx512_bf16 or AMX), else float32."""
+    flags = cpu_flags() if flags is None else flags
+    return "bfloat16" if flags & {"avx512_bf16", "amx_bf16"} else "float32"
+
+
+def resolve_dtype(kwargs: dict) -> str | None:
+    dtype = kwargs.get("dtype")
+    return cpu_dtype() if dtype == BY_CPU else dtype
+
+
+def engine_kwargs(model: ModelConfig, engine: EngineConfig) -> dict:
+    """What goes to vllm.LLM: engine.kwargs <- model.engine_kwargs, the dtype resolved."""
+    kwargs = {**engine.kwargs, **model.engine_kwargs}
+    if "dtype" in kwargs:
+        kwargs["dtype"] = resolve_dtype(kwargs)
+    return kwargs
+
+
 class VllmEngine:
     def __init__(self, model: ModelConfig, engine: EngineConfig, seed: int = 0):
         for key, value in engine.env.items():  # must precede the first `import vllm`
             os.environ[key] = str(value)
         source = model_source(model)
-        kwargs = {**engine.kwargs, **model.engine_kwargs}
+        kwargs = engine_kwargs(model, engine)
+        self.dtype = kwargs.get("dtype", "auto")
+        if engine.kwargs.get("dtype") == BY_CPU and "dtype" not in model.engine_kwargs:
+            log.info(
+                "dtype %s chosen from the CPU flags (override: engine.kwargs.dtype)", self.dtype
+            )
         if model.revision is not None and model.gguf is None:
             kwargs.setdefault("revision", model.revision)
         log.info("loading %s from %s with %s", model.name, source, kwargs)
@@ -62,6 +109,7 @@ class VllmEngine:
         self.llm = LLM(model=source, seed=seed, trust_remote_code=model.trust_remote_code, **kwargs)
         self.load_s = time.perf_counter() - start
         self.model_name = model.name
+        self.deterministic = True  # seeded sampling repeats exactly
         self.chat_template = model.chat_template
         self.tokenizer = self.llm.get_tokenizer()
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
@@ -71,7 +119,10 @@ class VllmEngine:
 
     @staticmethod
     def identity(model: ModelConfig, engine: EngineConfig) -> str:
-        return model_identity(model)
+        """The weights' identity, plus the dtype unless it is float32 or auto."""
+        dtype = engine_kwargs(model, engine).get("dtype")
+        base = model_identity(model)
+        return base if dtype in UNMARKED_DTYPES else f"{base} dtype={dtype}"
 
     def prompt_tokens(self, conversation: Conversation) -> int:
         text = self.tokenizer.apply_chat_template(

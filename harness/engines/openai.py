@@ -1,0 +1,439 @@
+"""Served models behind an OpenAI-compatible API: `vllm serve` replicas or a hosted API.
+
+Settings are `engine.kwargs` of an engine with `kind: openai` (conf/engine/openai.yaml), merged
+with the model's `engine_kwargs`:
+    base_urls    list of ".../v1" URLs, load-balanced (least requests in flight); replicas of one
+                 model must serve the same weights
+    urls_file    a file with one base URL a line (slurm/serve.sbatch writes it); adds to base_urls
+    api_key_env  NAME of the environment variable holding the key (null: no key). The key is read
+                 here and never stored, logged or put in an error message
+    served_model the model name on the server; null: the model's `name`, else its `path`,
+                 whichever the server lists
+    concurrency  requests in flight at once, over all URLs
+    timeout_s, max_retries, backoff_s
+                 per-request timeout; retries with exponential backoff (and Retry-After) on 429,
+                 5xx, timeouts and refused connections, each retry on the least-loaded URL
+    n_per_request  send `n` in one request (vLLM, OpenAI); false: n requests with seed + j
+    deterministic  whether equal seeds give equal texts; null: true for vLLM servers only
+    revision     recorded in the identity next to what the server reports (e.g. the server's
+                 dtype, or a dated hosted model version); the replies' system_fingerprint values
+                 are logged and kept in `fingerprints`
+    extra_body   more request fields, e.g. {top_k: 20}
+Sample j of `Sampling(n=k, seed=s)` has seed s + j on a vLLM server exactly as in-process.
+
+Outcomes that cannot be checked before the study are counted per request in `outcomes`
+(ok, retried, no_usage, tokens_estimated, prompt_too_long, timeout, failed); a request that fails
+after its retries comes back as an Output with `error` ("request_failed: ...") and no completions,
+so the rest of the stage is still stored. Auth failures and unknown models stop the run
+(ConfigError naming the URL): they would fail every request. `probe()` checks all of that before
+the study starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.config import EngineConfig, ModelConfig
+from harness.engines.base import Completion, Conversation, Output, Sampling, too_long
+from harness.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+REQUEST_FAILED = "request_failed"
+DEFAULTS: dict[str, Any] = {
+    "base_urls": [],
+    "urls_file": None,
+    "api_key_env": None,
+    "served_model": None,
+    "concurrency": 32,
+    "timeout_s": 600.0,
+    "max_retries": 5,
+    "backoff_s": 1.0,
+    "n_per_request": True,
+    "deterministic": None,
+    "extra_body": {},
+    "probe_timeout_s": 10.0,
+    "revision": None,
+}
+CONTEXT = re.compile(r"maximum context length is (\d+)")
+PROMPT = re.compile(
+    r"(?:contains|resulted in|requested)\s+(?:at least\s+)?(\d+)\s+(?:input\s+)?tok"
+)
+
+
+def settings(model: ModelConfig, engine: EngineConfig) -> dict[str, Any]:
+    """The engine's settings (defaults <- engine.kwargs <- model.engine_kwargs), checked."""
+    given = {**engine.kwargs, **model.engine_kwargs}
+    unknown = sorted(set(given) - set(DEFAULTS))
+    if unknown:
+        raise ConfigError(
+            f"engine {engine.name} (kind openai), model {model.name}: unknown settings {unknown}; "
+            f"allowed: {', '.join(sorted(DEFAULTS))}"
+        )
+    s = {**DEFAULTS, **given}
+    urls = [s["base_urls"]] if isinstance(s["base_urls"], str) else list(s["base_urls"] or [])
+    if s["urls_file"]:
+        path = Path(s["urls_file"]).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"engine.kwargs.urls_file={str(path)!r}: no such file")
+        urls += [u.strip() for u in path.read_text().splitlines() if u.strip()]
+    if not urls:
+        raise ConfigError(
+            f"model {model.name}: engine {engine.name} needs engine.kwargs.base_urls "
+            "(e.g. [http://127.0.0.1:8000/v1]) or engine.kwargs.urls_file"
+        )
+    s["base_urls"] = [u.rstrip("/") for u in dict.fromkeys(urls)]
+    if int(s["concurrency"]) < 1 or int(s["max_retries"]) < 0 or float(s["timeout_s"]) <= 0:
+        raise ConfigError(
+            "engine.kwargs: need concurrency >= 1, max_retries >= 0 and timeout_s > 0 "
+            f"(got {s['concurrency']}, {s['max_retries']}, {s['timeout_s']})"
+        )
+    return s
+
+
+def api_key(s: dict[str, Any]) -> str:
+    name = s["api_key_env"]
+    if not name:
+        return "EMPTY"  # vLLM servers started without --api-key accept any key
+    key = os.environ.get(name)
+    if not key:
+        raise ConfigError(f"engine.kwargs.api_key_env={name!r}: that environment variable is unset")
+    return key
+
+
+@dataclass(frozen=True)
+class Served:
+    """What the servers report about the model: the id to send, its root and its context."""
+
+    model_id: str
+    root: str | None  # vLLM: the weights it loaded (a path or a hub id)
+    max_model_len: int | None
+    owned_by: str | None
+    urls: tuple[str, ...]
+
+    @property
+    def is_vllm(self) -> bool:
+        return self.owned_by == "vllm"
+
+
+_served: dict[tuple, Served] = {}  # probe results per (urls, model, settings)
+
+
+def probe(model: ModelConfig, engine: EngineConfig) -> Served:
+    """Check every base URL before the study: reachable, key accepted, model served.
+
+    Raises ConfigError naming the URL and the cause. Cached per process.
+    """
+    import openai
+
+    s = settings(model, engine)
+    cache_key = (tuple(s["base_urls"]), model.name, s["served_model"], s["api_key_env"])
+    if cache_key in _served:
+        return _served[cache_key]
+    key = api_key(s)
+    wanted = [s["served_model"]] if s["served_model"] else [model.name, model.path]
+    found: list[Served] = []
+    for url in s["base_urls"]:
+        client = openai.OpenAI(
+            base_url=url, api_key=key, max_retries=0, timeout=float(s["probe_timeout_s"])
+        )
+        try:
+            listed = {m.id: m for m in client.models.list()}
+        except openai.AuthenticationError as e:
+            raise ConfigError(
+                f"{url}: authentication failed ({e.status_code}); check the key in "
+                f"${s['api_key_env'] or '(none: set engine.kwargs.api_key_env)'}"
+            ) from None
+        except openai.APITimeoutError:
+            raise ConfigError(f"{url}: no answer within {s['probe_timeout_s']} s") from None
+        except openai.APIConnectionError as e:
+            raise ConfigError(f"{url}: unreachable ({cause(e)})") from None
+        except openai.APIStatusError as e:
+            raise ConfigError(f"{url}: GET /models failed with {e.status_code}") from None
+        name = next((w for w in wanted if w and w in listed), None)
+        if name is None:
+            names = " or ".join(repr(w) for w in wanted if w)
+            raise ConfigError(
+                f"{url}: does not serve model {names}; it serves "
+                f"{sorted(listed)} (set engine.kwargs.served_model or the server's "
+                "--served-model-name)"
+            )
+        m = listed[name]
+        extra = m.model_extra or {}
+        found.append(
+            Served(name, extra.get("root"), extra.get("max_model_len"), m.owned_by, (url,))
+        )
+    roots = {(f.model_id, f.root) for f in found}
+    if len(roots) > 1:
+        raise ConfigError(
+            f"model {model.name}: the base URLs serve different models {sorted(roots)}; "
+            "replicas of one model must serve the same weights"
+        )
+    served = Served(
+        found[0].model_id,
+        found[0].root,
+        min((f.max_model_len for f in found if f.max_model_len), default=None),
+        found[0].owned_by,
+        tuple(s["base_urls"]),
+    )
+    log.info(
+        "%s: served as %r (root %s, context %s) by %s",
+        model.name,
+        served.model_id,
+        served.root,
+        served.max_model_len,
+        ", ".join(served.urls),
+    )
+    _served[cache_key] = served
+    return served
+
+
+def cause(e: BaseException) -> str:
+    """The innermost cause of a connection error, e.g. 'Connection refused'."""
+    while e.__cause__ is not None or e.__context__ is not None:
+        e = e.__cause__ or e.__context__  # type: ignore[assignment]
+    return f"{type(e).__name__}: {e}"
+
+
+def is_deterministic(model: ModelConfig, engine: EngineConfig) -> bool:
+    s = settings(model, engine)
+    if s["deterministic"] is not None:
+        return bool(s["deterministic"])
+    return probe(model, engine).is_vllm
+
+
+class OpenAIEngine:
+    """Chat completions from OpenAI-compatible servers, concurrent, retried, load-balanced."""
+
+    def __init__(self, model: ModelConfig, engine: EngineConfig, seed: int = 0):
+        import openai
+
+        start = time.perf_counter()
+        self.settings = s = settings(model, engine)
+        self.served = probe(model, engine)
+        self.model_name = model.name
+        self.deterministic = is_deterministic(model, engine)
+        timeout = float(s["timeout_s"])
+        key = api_key(s)
+        self.clients = {
+            url: openai.OpenAI(base_url=url, api_key=key, max_retries=0, timeout=timeout)
+            for url in s["base_urls"]
+        }
+        self.in_flight = Counter({url: 0 for url in self.clients})
+        self.lock = threading.Lock()
+        self.outcomes: Counter[str] = Counter()
+        self.usage = Counter()  # prompt_tokens, completion_tokens over all requests
+        self.per_url: Counter[str] = Counter()  # requests answered by each base URL
+        self.fingerprints: set[str] = set()  # system_fingerprint values the replies carried
+        self.random = random.Random(seed)  # backoff jitter only
+        self.load_s = time.perf_counter() - start
+        if not self.deterministic:
+            log.warning("%s: served model is not deterministic; seeds do not fix texts", model.name)
+
+    is_deterministic = staticmethod(is_deterministic)
+
+    @staticmethod
+    def identity(model: ModelConfig, engine: EngineConfig) -> str:
+        """served:<id the server lists>@<the weights it reports>[ rev=<revision>]; no URL, so
+        replicas share stored generations."""
+        served = probe(model, engine)
+        revision = settings(model, engine)["revision"]
+        base = f"served:{served.model_id}@{served.root or 'unreported'}"
+        return base if revision is None else f"{base} rev={revision}"
+
+    # -- one request, with retries and load balancing
+    def pick(self, avoid: str | None) -> str:
+        with self.lock:
+            urls = [u for u in self.clients if u != avoid] or list(self.clients)
+            url = min(urls, key=lambda u: self.in_flight[u])
+            self.in_flight[url] += 1
+            return url
+
+    def count(self, outcome: str, n: int = 1) -> None:
+        with self.lock:
+            self.outcomes[outcome] += n
+
+    def request(self, conversation: Conversation, p: Sampling, n: int, seed: int | None) -> Output:
+        import openai
+
+        s = self.settings
+        body: dict[str, Any] = {"return_token_ids": True} if self.served.is_vllm else {}
+        body.update(s["extra_body"] or {})
+        args: dict[str, Any] = {
+            "model": self.served.model_id,
+            "messages": conversation,
+            "n": n,
+            "temperature": p.temperature,
+            "top_p": p.top_p,
+            "max_tokens": p.max_tokens,
+        }
+        if seed is not None:
+            args["seed"] = seed
+        failed_url = None
+        for attempt in range(int(s["max_retries"]) + 1):
+            url = self.pick(failed_url)
+            wait = None
+            try:
+                reply = self.clients[url].chat.completions.create(**args, extra_body=body)
+                with self.lock:
+                    self.per_url[url] += 1
+                return self.output(reply, n)
+            except openai.AuthenticationError as e:
+                raise ConfigError(f"{url}: authentication failed ({e.status_code})") from None
+            except openai.NotFoundError as e:
+                raise ConfigError(
+                    f"{url}: model {self.served.model_id!r} not found ({e.status_code})"
+                ) from None
+            except openai.BadRequestError as e:
+                out = self.context_error(e)
+                if out is not None:
+                    self.count("prompt_too_long")
+                    return out
+                self.count("failed")
+                log.warning("%s: request rejected (%s): %s", url, e.status_code, e.message)
+                return Output(0, (), f"{REQUEST_FAILED}: {url} answered {e.status_code}")
+            except openai.APITimeoutError:
+                outcome, why = "timeout", f"no answer within {s['timeout_s']} s"
+            except openai.APIConnectionError as e:
+                outcome, why = "connection_error", cause(e)
+            except openai.RateLimitError as e:
+                outcome, why = "rate_limited", "429"
+                wait = retry_after(e)
+            except openai.APIStatusError as e:
+                if e.status_code < 500:
+                    self.count("failed")
+                    return Output(0, (), f"{REQUEST_FAILED}: {url} answered {e.status_code}")
+                outcome, why = "server_error", str(e.status_code)
+                wait = retry_after(e)
+            finally:
+                with self.lock:
+                    self.in_flight[url] -= 1
+            failed_url = url
+            if attempt == int(s["max_retries"]):
+                self.count(outcome)
+                log.warning("%s: giving up after %d attempts: %s", url, attempt + 1, why)
+                return Output(0, (), f"{REQUEST_FAILED}: {outcome} at {url} ({why})")
+            self.count("retried")
+            delay = wait if wait is not None else float(s["backoff_s"]) * 2**attempt
+            time.sleep(delay * (1 + 0.25 * self.random.random()))
+        raise AssertionError("unreachable")
+
+    def context_error(self, e: Exception) -> Output | None:
+        """A 'maximum context length' rejection as the typed too_long Output; else None."""
+        text = str(getattr(e, "message", "") or e)
+        limit = CONTEXT.search(text)
+        if limit is None:
+            return None
+        prompt = PROMPT.search(text[limit.end() :])
+        limit_n = int(limit.group(1))
+        return too_long(int(prompt.group(1)) if prompt else limit_n, limit_n)
+
+    def output(self, reply, n: int) -> Output:
+        choices = sorted(reply.choices, key=lambda c: c.index)
+        texts = [c.message.content or "" for c in choices]
+        ids = [(c.model_extra or {}).get("token_ids") for c in choices]
+        usage = reply.usage
+        outcome = "ok"
+        if all(i is not None for i in ids):
+            tokens = [len(i) for i in ids]
+        elif usage is not None and usage.completion_tokens is not None:
+            tokens = split(usage.completion_tokens, texts)
+            outcome = "ok" if len(texts) == 1 else "tokens_estimated"
+        else:
+            tokens = [0] * len(texts)
+        if usage is None:
+            outcome = "no_usage"
+        with self.lock:
+            self.outcomes[outcome] += 1
+            if getattr(reply, "system_fingerprint", None):
+                self.fingerprints.add(reply.system_fingerprint)
+            if usage is not None:
+                self.usage["prompt_tokens"] += usage.prompt_tokens or 0
+                self.usage["completion_tokens"] += usage.completion_tokens or sum(tokens)
+        prompt_tokens = usage.prompt_tokens if usage is not None else 0
+        completions = tuple(
+            Completion(t, k, c.finish_reason)
+            for t, k, c in zip(texts, tokens, choices, strict=True)
+        )
+        return Output(prompt_tokens or 0, completions)
+
+    # -- the Engine contract
+    def chat(self, conversations: list[Conversation], params: list[Sampling]) -> list[Output]:
+        """All requests at once (up to `concurrency` in flight); outputs in request order."""
+        if len(conversations) != len(params):
+            raise ValueError(f"{len(conversations)} conversations but {len(params)} params")
+        jobs = []  # (request index, n, seed)
+        for i, p in enumerate(params):
+            if self.settings["n_per_request"] or p.n == 1:
+                jobs.append((i, p.n, p.seed))
+            else:  # one request per sample, sample j with seed + j
+                jobs += [(i, 1, None if p.seed is None else p.seed + j) for j in range(p.n)]
+        workers = min(int(self.settings["concurrency"]), max(1, len(jobs)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="openai") as pool:
+            futures = [
+                pool.submit(self.request, conversations[i], params[i], n, seed)
+                for i, n, seed in jobs
+            ]
+            try:
+                results = [f.result() for f in futures]
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+        merged: dict[int, list[Output]] = {}
+        for (i, _, _), out in zip(jobs, results, strict=True):
+            merged.setdefault(i, []).append(out)
+        outputs = []
+        for i in range(len(conversations)):
+            parts = merged[i]
+            bad = next((o for o in parts if o.error), None)
+            if bad is not None:
+                outputs.append(bad)
+            else:
+                completions = tuple(c for o in parts for c in o.completions)
+                outputs.append(Output(parts[0].prompt_tokens, completions))
+        log.info(
+            "%s: %d requests; outcomes %s; usage %s; fingerprints %s",
+            self.model_name,
+            len(jobs),
+            dict(self.outcomes),
+            dict(self.usage),
+            sorted(self.fingerprints) or "none",
+        )
+        return outputs
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+        self.clients = {}
+
+
+def split(total: int, texts: list[str]) -> list[int]:
+    """`total` tokens shared among texts in proportion to their length (sums to `total`)."""
+    if len(texts) == 1:
+        return [total]
+    chars = [len(t) for t in texts]
+    if sum(chars) == 0:
+        return [total // len(texts)] * len(texts)
+    shares = [total * c // sum(chars) for c in chars]
+    shares[0] += total - sum(shares)
+    return shares
+
+
+def retry_after(e: Exception) -> float | None:
+    response = getattr(e, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    try:
+        return min(60.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
