@@ -18,7 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 import harness.paths  # noqa: F401 - registers the resolvers of conf/paths/
 import harness.rundir  # noqa: F401 - registers ${run_tag:}, used in hydra.run.dir
 from harness import methods
-from harness.engines import engine_class
+from harness.engines.base import KINDS
 from harness.errors import ConfigError
 from harness.methods.base import check_tokens
 
@@ -233,7 +233,8 @@ def validate(run: RunConfig) -> None:
         raise ConfigError(f"seed must be in [0, {MAX_SEED}] (got {run.seed})")
     if b.judge is not None:
         load_model_config(b.judge, "benchmark.judge")
-    engine_class(run.engine.kind)  # an unknown engine.kind fails here, not at the first stage
+    if run.engine.kind not in KINDS:  # fails here, not at the first stage
+        raise ConfigError(f"engine.kind={run.engine.kind!r}; allowed: {', '.join(sorted(KINDS))}")
     if run.logger.mode not in LOGGER_MODES:
         raise ConfigError(f"logger.mode={run.logger.mode!r}; allowed: {', '.join(LOGGER_MODES)}")
     validate_model(run.model, "model")

@@ -25,8 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from harness.config import EngineConfig, ModelConfig
-from harness.engines import Completion, Conversation, Engine, Output, Sampling, make_engine
-from harness.engines import model_identity as engine_identity
+from harness.engines import Completion, Conversation, Engine, Output, Sampling
+from harness.engines.factory import make_engine
+from harness.engines.factory import model_identity as engine_identity
 from harness.methods import Job, item_seed
 from harness.records import Generation
 from harness.store import Store, generation_key

@@ -44,7 +44,7 @@ class Generation:
     """One stored generation: sample `sample_index` of one request to one model."""
 
     key: str
-    model: str  # the model identity (harness.engines.model_identity)
+    model: str  # the model identity (harness.engines.factory.model_identity)
     stage: str
     sample_index: int
     text: str

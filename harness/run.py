@@ -96,7 +96,7 @@ def prepare_models(run: RunConfig) -> dict[str, float]:
 
 def study(run: RunConfig) -> dict:
     """Load items, run every configuration stage by stage, score, write the run directory."""
-    from harness.engines import nondeterministic, probe
+    from harness.engines.factory import nondeterministic, probe
 
     rundir = RunDir(run.run_dir)
     rundir.write_config(run)
@@ -217,7 +217,7 @@ def study(run: RunConfig) -> dict:
 
 def propose_phase(run: RunConfig) -> dict:
     """Phase 1 of the two-phase SLURM pattern: only the proposal stages, into the store."""
-    from harness.engines import probe
+    from harness.engines.factory import probe
 
     bench = benchmarks.get(run.benchmark)
     items = bench.load()

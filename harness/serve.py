@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 
 from harness.config import EngineConfig, ModelConfig, load_model_config
-from harness.engines import load_engine_config
+from harness.engines.factory import load_engine_config
 
 # in-process only: the server runs its own engine process
 IN_PROCESS_ONLY = {"VLLM_ENABLE_V1_MULTIPROCESSING"}

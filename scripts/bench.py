@@ -35,7 +35,8 @@ from pathlib import Path
 
 from harness import benchmarks
 from harness.config import BenchmarkConfig, compose, load_model_config, to_run_config
-from harness.engines import Sampling, make_engine
+from harness.engines import Sampling
+from harness.engines.factory import make_engine
 from harness.prompts import aggregation_messages
 
 

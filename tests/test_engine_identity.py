@@ -2,7 +2,7 @@
 identities (float32 keys from before stay valid), per-model engine presets, server flags."""
 
 from harness.config import EngineConfig, ModelConfig
-from harness.engines import engine_config, load_engine_config, model_identity
+from harness.engines.factory import engine_config, load_engine_config, model_identity
 from harness.engines.vllm import cpu_dtype, engine_kwargs
 from harness.serve import command, flags
 

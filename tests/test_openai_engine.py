@@ -12,8 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from harness.config import EngineConfig, ModelConfig
-from harness.engines import Sampling, engine_config, make_engine, model_identity, nondeterministic
+from harness.engines import Sampling
 from harness.engines import openai as served
+from harness.engines.factory import engine_config, make_engine, model_identity, nondeterministic
 from harness.errors import ConfigError
 
 KEY = "sk-test-not-a-real-key-7f3a"

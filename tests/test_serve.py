@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from harness.config import load_model_config
-from harness.engines import Sampling, load_engine_config, make_engine, model_identity
+from harness.engines import Sampling
+from harness.engines.factory import load_engine_config, make_engine, model_identity
 from harness.engines.vllm import VllmEngine
 from harness.serve import command, wait_ready
 from tests.conftest import PROBLEMS, write_gsm8k

@@ -20,6 +20,12 @@ Conversation = list[dict[str, str]]
 
 PROMPT_TOO_LONG = "prompt_too_long"
 
+# engine kind -> "module:class" (loaded by harness.engines.factory); a new kind is one line here
+KINDS = {
+    "vllm": "harness.engines.vllm:VllmEngine",
+    "openai": "harness.engines.openai:OpenAIEngine",
+}
+
 
 @dataclass(frozen=True)
 class Sampling:

@@ -1,0 +1,73 @@
+"""Engines chosen from config by one factory: the run's engine, or a model's own preset.
+
+`make_engine(model, engine, seed)` loads a model with the engine kind of its preset
+(`model.engine`, a conf/engine name, else the run's `engine`); `model_identity` is the model
+part of every store key. Engine kinds are listed in `harness.engines.base.KINDS`.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from omegaconf import OmegaConf
+
+from harness.config import CONF_DIR, EngineConfig, ModelConfig, options
+from harness.engines.base import KINDS, Engine
+from harness.errors import ConfigError
+
+
+def engine_class(kind: str) -> type:
+    if kind not in KINDS:
+        raise ConfigError(f"engine.kind={kind!r}; allowed: {', '.join(sorted(KINDS))}")
+    module, name = KINDS[kind].split(":")
+    return getattr(import_module(module), name)
+
+
+def load_engine_config(name: str) -> EngineConfig:
+    """The preset conf/engine/<name>.yaml as a typed EngineConfig."""
+    path = CONF_DIR / "engine" / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError(f"unknown engine {name!r}; available: {', '.join(options('engine'))}")
+    return OmegaConf.to_object(
+        OmegaConf.merge(OmegaConf.structured(EngineConfig), OmegaConf.load(path))
+    )
+
+
+def engine_config(model: ModelConfig, engine: EngineConfig) -> EngineConfig:
+    """The engine that runs `model`: its own preset (`model.engine`) or else the run's."""
+    name = getattr(model, "engine", None)
+    if name is None or name == engine.name:
+        return engine
+    return load_engine_config(name)
+
+
+def make_engine(model: ModelConfig, engine: EngineConfig, seed: int = 0) -> Engine:
+    """Load `model` with its engine (see `engine_config`; its `engine_kwargs` merged)."""
+    engine = engine_config(model, engine)
+    return engine_class(engine.kind)(model, engine, seed)
+
+
+def model_identity(model: ModelConfig, engine: EngineConfig) -> str:
+    """The model part of every store key: what fixes the numbers the model produces."""
+    engine = engine_config(model, engine)
+    return engine_class(engine.kind).identity(model, engine)
+
+
+def probe(models: dict[str, ModelConfig], engine: EngineConfig) -> dict[str, str]:
+    """Check every model's engine before the study; returns model name -> identity.
+
+    Served models: each base URL answers, accepts the key and lists the model (ConfigError naming
+    the URL and the cause otherwise). In-process models: only the preset and settings are read.
+    """
+    return {name: model_identity(m, engine) for name, m in models.items()}
+
+
+def nondeterministic(models: dict[str, ModelConfig], engine: EngineConfig) -> list[str]:
+    """Names of the models whose engine does not repeat texts for equal seeds (hosted APIs)."""
+    found = []
+    for name, m in models.items():
+        e = engine_config(m, engine)
+        check = getattr(engine_class(e.kind), "is_deterministic", None)
+        if check is not None and not check(m, e):
+            found.append(name)
+    return found
