@@ -69,7 +69,7 @@ def command(
 
 
 def wait_ready(base_url: str, timeout_s: float = 600.0, process=None) -> float:
-    """Seconds until GET <base_url>/models answers; raises if the process dies or time runs out."""
+    """Seconds until GET <base_url>/models answers (200, or 401/403 behind a key); raises if the process dies or time runs out."""
     start = time.perf_counter()
     while time.perf_counter() - start < timeout_s:
         if process is not None and process.poll() is not None:
@@ -78,6 +78,9 @@ def wait_ready(base_url: str, timeout_s: float = 600.0, process=None) -> float:
             with urllib.request.urlopen(f"{base_url}/models", timeout=5) as r:
                 if r.status == 200:
                     return time.perf_counter() - start
+        except urllib.error.HTTPError as e:
+            if e.code in (401, 403):  # it answers, behind an API key: up
+                return time.perf_counter() - start
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(1.0)

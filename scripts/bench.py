@@ -41,16 +41,17 @@ from harness.prompts import aggregation_messages
 
 
 class Core:
-    """Every call into the generation core (harness.methods) lives here, to re-point in one place.
+    """Every call into the study core lives here.
 
-    stage(): one proposal stage through the store; study(): Self-MoA on items, fresh or warm store.
+    stage(): one proposal stage through the store; study(): the run's method on items, with a
+    fresh or warm store.
     """
 
     def __init__(self, run, engine):
-        from harness.methods import ModelSlot
+        from harness.generate import ModelSlot
 
         self.run = run
-        self.slot = ModelSlot(run.models, lambda _: engine)
+        self.slot = ModelSlot(run.models, run.engine, run.seed, factory=lambda _: engine)
         self.slot.engine = engine
 
     @staticmethod
@@ -59,27 +60,29 @@ class Core:
 
         return item_seed(seed, item_id)
 
-    def stage(self, store_dir: str, convs: list, params: list[Sampling]) -> int:
-        """Generated tokens of one proposal stage (everything missing from a fresh store)."""
-        from harness.methods import run_stage
+    def generator(self, store_dir: str):
+        from harness.generate import Generator
         from harness.store import Store
 
-        requests = list(zip(convs, params, strict=True))
-        _, made, _ = run_stage(
-            self.slot, Store(store_dir), "propose", self.run.model.name, requests
-        )
-        return sum(made)
+        return Generator(self.slot, Store(store_dir), self.run.seed)
+
+    def stage(self, store_dir: str, convs: list, params: list[Sampling]) -> int:
+        """Generated tokens of one proposal stage (everything missing from a fresh store)."""
+        gen = self.generator(store_dir)
+        gen.stage("propose", self.run.model.name, list(zip(convs, params, strict=True)))
+        return gen.stages[-1].generated_tokens
 
     def study(self, items: list, bench, store_dir: str) -> tuple[int, int, int]:
         """(generated tokens, sequences made, sequences found) of the run's method on items."""
-        from harness.methods import configurations, execute
-        from harness.store import Store
+        from harness.plan import configurations
+        from harness.study import execute
 
-        _, stages = execute(configurations(self.run), items, bench, self.slot, Store(store_dir), 0)
+        gen = self.generator(store_dir)
+        execute(configurations(self.run), items, bench, gen)
         return (
-            sum(s.generated_tokens for s in stages),
-            sum(s.made for s in stages),
-            sum(s.found for s in stages),
+            sum(s.generated_tokens for s in gen.stages),
+            sum(s.made for s in gen.stages),
+            sum(s.found for s in gen.stages),
         )
 
 

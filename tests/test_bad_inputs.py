@@ -141,6 +141,8 @@ def test_a_missing_file_in_an_existing_data_folder_never_tries_the_hub(tmp_path,
 def test_offline_without_a_data_folder_is_one_error_naming_the_paths_tried(
     tmp_path, monkeypatch, variable
 ):
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):  # another test may have set one
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(variable, "1")
     fails_cleanly(
         lambda: load("gsm8k", None, hub_id="org/nowhere"),
