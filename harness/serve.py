@@ -69,7 +69,8 @@ def command(
 
 
 def wait_ready(base_url: str, timeout_s: float = 600.0, process=None) -> float:
-    """Seconds until GET <base_url>/models answers (200, or 401/403 behind a key); raises if the process dies or time runs out."""
+    """Seconds until GET <base_url>/models answers (200, or 401/403 behind a key); raises if
+    the process dies or time runs out."""
     start = time.perf_counter()
     while time.perf_counter() - start < timeout_s:
         if process is not None and process.poll() is not None:
