@@ -34,7 +34,7 @@ models=$("$PYTHON" - "$@" <<'PY'
 import sys
 
 from harness.config import compose, to_run_config
-from harness.methods import configurations
+from harness.plan import configurations
 
 run = to_run_config(compose(*sys.argv[1:]))
 print(" ".join(sorted({m for c in configurations(run) for m, _ in c.proposers})))
