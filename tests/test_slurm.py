@@ -285,8 +285,9 @@ def test_usr1_near_the_time_limit_requeues_the_job_which_then_finishes(tmp_path,
 def test_two_phase_proposes_per_model_in_an_array_then_studies_from_the_store(tmp_path, data):
     """Two proposer models (mixture qqss): phase 1 is a 2-task array, phase 2 only aggregates."""
     run_dir, store = tmp_path / "run", tmp_path / "store"
-    overrides = [
-        *SMALL,
+    overrides = [  # SMALL without the smoke preset: it sets method.k, which mixed_moa has not
+        "model=smollm2-135m-instruct",
+        *(o for o in SMALL if o not in ("experiment=smoke", "method.k=2")),
         "method=mixed_moa",
         "method.mixture=qqss",
         "method.temperature=0.7",
