@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,15 @@ def bench_cfg(data_dir: Path) -> BenchmarkConfig:
 
 
 compose_config = compose
+
+# slow tests that submit jobs to a real SLURM cluster (.ci/run starts one here)
+NEEDS_SLURM = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        shutil.which("sbatch") is None,
+        reason="no SLURM here (sbatch absent): start one with scripts/slurm_start.sh",
+    ),
+]
 
 
 def fake_slot(models: dict, factory) -> ModelSlot:

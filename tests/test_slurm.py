@@ -9,7 +9,6 @@ controller does not answer. Real vLLM on SmolLM2 with tiny limits, so the module
 import collections
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -19,16 +18,10 @@ import pytest
 
 from harness.models import cache_dir
 from harness.tracking import run_id
-from tests.conftest import write_gsm8k
+from tests.conftest import NEEDS_SLURM, write_gsm8k
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        shutil.which("sbatch") is None,
-        reason="no SLURM here (sbatch absent): start one with scripts/slurm_start.sh",
-    ),
-]
+pytestmark = NEEDS_SLURM
 # small and cheap: 2 items, 2 samples, a bounded KV cache so concurrent jobs fit in memory
 SMALL = [
     "experiment=smoke",

@@ -4,24 +4,15 @@ cancelled at the end. Slow (minutes: two servers start on CPU); skipped where sb
 """
 
 import json
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import write_gsm8k
+from tests.conftest import NEEDS_SLURM, write_gsm8k
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        shutil.which("sbatch") is None,
-        reason="no SLURM here (sbatch absent): start one with scripts/slurm_start.sh",
-    ),
-]
+pytestmark = NEEDS_SLURM
 SMALL_KV = [
     "--kv-cache-memory-bytes",
     "268435456",
