@@ -237,9 +237,8 @@ class Generator:
         for job in jobs:
             if job.error:
                 continue
-            k = job.conf.knobs
+            fields = job.conf.stream
             for model, count in job.conf.proposers:
-                fields = (k.temperature, k.top_p, k.max_tokens)
                 convs = streams.setdefault(model, {}).setdefault(fields, {})
                 key = conversation_key(job.conversation)
                 convs[key] = (job, max(count, convs.get(key, (job, 0))[1]))

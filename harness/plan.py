@@ -36,6 +36,13 @@ class Configuration:
     def knobs(self):
         return self.method.knobs
 
+    @property
+    def stream(self) -> tuple[float, float, int]:
+        """(temperature, top_p, max_tokens) of its proposals: configurations sharing a model
+        and these share its samples (the proposal pool's key, with the model and prompt)."""
+        k = self.knobs
+        return (k.temperature, k.top_p, k.max_tokens)
+
 
 def configuration(knobs: methods.Knobs, run: RunConfig, key: str = "method") -> Configuration:
     method = methods.make(knobs, key, run.letters)
@@ -92,9 +99,8 @@ def planned_generations(confs: list[Configuration], items: int, turns: int = 1) 
     streams: dict[tuple, int] = {}
     rounds: list[int] = []
     for c in confs:
-        k = c.knobs
         for model, n in c.proposers:
-            key = (model, k.temperature, k.top_p, k.max_tokens)
+            key = (model, *c.stream)
             streams[key] = max(streams.get(key, 0), n)
         rounds += c.method.planned_rounds()
     tokens = sum(rounds)

@@ -196,9 +196,10 @@ def study(run: RunConfig) -> dict:
         raise
     finally:
         tracker.finish(exit_code, preempted)
-    for line in truncation_warnings(metrics["stages"]):
+    cut = truncation_warnings(metrics["stages"])
+    for line in cut:
         log.warning(line)
-    warnings = "".join(f"warning: {line}\n" for line in truncation_warnings(metrics["stages"]))
+    warnings = "".join(f"warning: {line}\n" for line in cut)
     report(
         f"\n{bench.name}: {len(items)} items, model {run.model.name}\n\n"
         + summary_table(summary, bench.name, bench.metric)

@@ -52,8 +52,7 @@ def execute(
 
 def start(job: Job, pool: Pool) -> None:
     """Fill the job's proposals from the shared pool, then let its method set it up."""
-    k = job.conf.knobs
-    fields = (k.temperature, k.top_p, k.max_tokens)
+    fields = job.conf.stream
     for model, count in job.conf.proposers if not job.error else ():
         out, rate = pool[(model, fields, conversation_key(job.conversation))]
         job.error = job.error or out.message

@@ -154,12 +154,6 @@ class Method:
         return [f"k={self.samples()}"] + ([f"agg={agg}"] if agg else [])
 
     # -- running ----------------------------------------------------------------------------
-    def proposal_sampling(self, n: int, seed: int) -> Sampling:
-        k = self.knobs
-        return Sampling(
-            n=n, temperature=k.temperature, top_p=k.top_p, max_tokens=k.max_tokens, seed=seed
-        )
-
     def start(self, job: Job) -> None:
         """Set up a job whose proposals are in."""
         job.mode = self.mode
