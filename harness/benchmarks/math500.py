@@ -14,7 +14,8 @@ models, tests/data/extraction/math500.jsonl; the first rule that finds an answer
      "or", ",", "$", "x =", `\\quad`): "x = \\boxed{2} or x = \\boxed{3}" is the set "2, 3", while
      "\\boxed{2} ... wait, it is \\boxed{5}" is "5" (a self-correction).
   2. "final answer is X" / "Answer: X" (X runs to the end of the line, or is the first `$...$`
-     after the phrase; a trailing period and surrounding `$` are dropped); the last one wins.
+     after the phrase; a trailing period and surrounding `$` are dropped); the last one wins. A
+     bare label ("Answer:\n\nExplanation:", as degenerate base-model outputs repeat) is none.
   3. A concluding sentence ("So / Thus / Therefore / Hence ..." or "... answer is ..."), the
      last one with math in it: what math-verify's own extraction (`LatexExtractionConfig`,
      `ExprExtractionConfig`) finds there, so "$x = 2$ or $x = 3$" is read as a set,
@@ -35,6 +36,7 @@ from harness.benchmarks.base import Benchmark, Item, boxed_spans
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 
 _STATED = re.compile(r"(?:final\s+answer\s+is|answer\s*:)[\s*:]*", re.IGNORECASE)
+_LABEL = re.compile(r"[A-Za-z][A-Za-z ]*:")
 _INLINE_MATH = re.compile(r"\$+([^$]+)\$+")
 # What may stand between two boxes of one answer: "$\boxed{2}$ or $x = \boxed{3}$".
 _BETWEEN = re.compile(
@@ -55,6 +57,8 @@ def _clean(stated: str) -> str | None:
         stated = m.group(1)
     stated = stated.strip().strip("*").strip()
     stated = re.sub(r"[.\s]+$", "", stated).strip("$").strip()
+    if _LABEL.fullmatch(stated):
+        return None
     return stated or None
 
 
