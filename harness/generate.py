@@ -29,6 +29,7 @@ from harness.engines import Completion, Conversation, Engine, Output, Sampling
 from harness.engines.factory import make_engine
 from harness.engines.factory import model_identity as engine_identity
 from harness.methods import Job, item_seed
+from harness.progress import next_stage
 from harness.records import Generation
 from harness.store import Store, generation_key
 
@@ -208,6 +209,7 @@ class Generator:
         if not todo:
             return made, errors
         engine, stats.load_s = self.slot.get(stats.model)
+        next_stage(f"{stats.stage} on {stats.model}")
         start = time.perf_counter()
         outputs = engine.chat([requests[i][0] for i, _, _ in todo], [p for _, _, p in todo])
         stats.gen_s = time.perf_counter() - start

@@ -7,12 +7,13 @@ On a terminal that is a normal progress bar. In a SLURM log or any redirected st
 write a line per refresh; instead a log line is written at most every `HARNESS_PROGRESS_S` seconds
 (default 30), plus one at the start and one at the end.
 
-Each bar is one stage of the study (one batched engine call), so every line ends with
-`stage i of n` (`stage i` while the number of stages is not known; a study sets it with
-`plan_stages`, and can name a stage with `next_stage`). The ETA is shown only once it means
-something: after `ETA_AFTER` of the requests (and at least one) have finished and `ETA_MIN_S`
-seconds have passed; before that the first batch's prefill makes tqdm's rate, and so its ETA,
-wildly wrong.
+Every line ends with the stage of the study it belongs to (one batched engine call: vLLM draws
+a rendering bar and a generation bar for it, a served engine one bar of requests):
+`stage i of n (propose on <model>)`, or `stage i (...)` while the number of stages is not known.
+A study starts counting with `plan_stages`; the generator opens each stage with `next_stage`.
+The ETA is shown only once it means something: after `ETA_AFTER` of the requests (and at
+least one) have finished and `ETA_MIN_S` seconds have passed; before that the first batch's
+prefill makes tqdm's rate, and so its ETA, wildly wrong.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def plan_stages(total: int | None) -> None:
 
 
 def next_stage(name: str | None = None) -> None:
-    """Name the stage the next bar belongs to (optional; bars count stages themselves)."""
+    """Open the next stage: the bars drawn from now on belong to it."""
+    _stages["done"] += 1
     _stages["name"] = name
 
 
@@ -66,7 +68,6 @@ class Progress(tqdm):
     """tqdm when stderr is a terminal, else a log line per interval (vLLM's `use_tqdm` callable)."""
 
     def __init__(self, *args, **kwargs):
-        _stages["done"] += 1
         self.stage = stage_label()
         self.as_log = not sys.stderr.isatty()
         if self.as_log:

@@ -15,6 +15,7 @@ def test_first_progress_line_has_no_eta_and_names_the_stage(monkeypatch, caplog)
     monkeypatch.setenv("HARNESS_PROGRESS_S", "3600")
     caplog.set_level(logging.INFO, logger="harness.progress")
     progress.plan_stages(3)
+    progress.next_stage()
     bar = progress.Progress(total=100, desc="Processed prompts")
     bar.update(1)
     bar.close()
@@ -25,10 +26,12 @@ def test_first_progress_line_has_no_eta_and_names_the_stage(monkeypatch, caplog)
 
 def test_stages_are_counted_per_study_and_unknown_totals_say_so():
     progress.plan_stages(None)
-    progress.Progress(total=1, disable=True).close()
-    assert progress.stage_label() == "stage 1"
-    progress.next_stage("aggregate")
-    assert progress.stage_label() == "stage 1 (aggregate)"
+    progress.next_stage("propose on m")
+    for _ in range(2):  # vLLM draws a rendering bar and a generation bar for one stage
+        progress.Progress(total=1, disable=True).close()
+    assert progress.stage_label() == "stage 1 (propose on m)"
+    progress.next_stage("aggregate on m")
+    assert progress.stage_label() == "stage 2 (aggregate on m)"
     progress.plan_stages(None)
     assert progress.stage_label() == "stage 0"
 

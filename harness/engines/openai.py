@@ -38,7 +38,7 @@ import re
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from typing import Any
 from harness.config import EngineConfig, ModelConfig
 from harness.engines.base import Completion, Conversation, Output, Sampling, too_long
 from harness.errors import ConfigError
+from harness.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -385,6 +386,9 @@ class OpenAIEngine:
                 for i, n, seed in jobs
             ]
             try:
+                with Progress(total=len(futures), desc="Served requests") as bar:
+                    for _ in as_completed(futures):
+                        bar.update(1)
                 results = [f.result() for f in futures]
             except BaseException:
                 for f in futures:
