@@ -375,6 +375,7 @@ def main() -> None:
     }
     figures["d"] = {
         "sequences": sequences,
+        "max_num_seqs": run.engine.kwargs.get("max_num_seqs"),
         "raw_tokens_per_s": raw_tps,
         "stage_tokens_per_s": stage_tps,
         "ratio": stage_tps / raw_tps,
@@ -445,7 +446,8 @@ def print_table(f: dict) -> None:
         )
     print(f"(c) model load        cold {c['load_cold_s']:.1f} s | again {c['load_again_s']:.1f} s")
     print(
-        f"(d) at batch {d['sequences']:4d}      raw decode {d['raw_tokens_per_s']:8.1f} tok/s | "
+        f"(d) {d['sequences']} sequences (max_num_seqs {d.get('max_num_seqs')}): raw decode "
+        f"{d['raw_tokens_per_s']:8.1f} tok/s | "
         f"stage {d['stage_tokens_per_s']:8.1f} tok/s | ratio {d['ratio']:.2f} (mean length "
         f"{d['mean_stage_length']:.0f} of {f['max_tokens']})"
     )
