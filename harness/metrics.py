@@ -91,17 +91,22 @@ def summarize(records: list[Record], benchmark: str, metric: str = "acc") -> dic
 
 TRUNCATION_KNOBS = {
     "propose": "method.max_tokens",
-    "aggregate": "method.aggregator_max_tokens (rank_fuse's ranking: method.rank_max_tokens)",
+    "aggregate": "method.aggregator_max_tokens",
     "judge": "benchmark.judge_max_tokens",
 }
 
 
-def truncation_warnings(stages: list[dict], share: float = 0.05) -> list[str]:
-    """A line per stage where more than `share` of the generations stopped at the token cap."""
+def truncation_warnings(stages: list[dict], ranked: bool = False, share: float = 0.05) -> list[str]:
+    """A line per stage where more than `share` of the generations stopped at the token cap.
+
+    `ranked`: the study has rank_fuse, whose ranking replies are round 1 (stage "aggregate").
+    """
     lines = []
     for s in stages:
         if s["sequences"] and s.get("truncated", 0) > share * s["sequences"]:
             knob = TRUNCATION_KNOBS.get(s["stage"].split("-")[0], "max_tokens")
+            if ranked and s["stage"] == "aggregate":
+                knob += " (rank_fuse's ranking: method.rank_max_tokens)"
             lines.append(
                 f"{s['truncated']} of {s['sequences']} generations of stage {s['stage']} on "
                 f"{s['model']} stopped at the token cap: raise {knob}"

@@ -196,7 +196,7 @@ def study(run: RunConfig) -> dict:
         raise
     finally:
         tracker.finish(exit_code, preempted)
-    cut = truncation_warnings(metrics["stages"])
+    cut = truncation_warnings(metrics["stages"], any(c.method.name == "rank_fuse" for c in confs))
     for line in cut:
         log.warning(line)
     warnings = "".join(f"warning: {line}\n" for line in cut)

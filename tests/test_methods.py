@@ -412,3 +412,20 @@ def test_prompt_knob_chooses_the_aggregator_prompt(setup, prompt):
     run_execute(configurations(make_run(method, False)), items, bench, slot, store, 0)
     system = calls[1][1][0][0]["content"]
     assert system.startswith(AGGREGATOR_PROMPTS[prompt][0])
+
+
+def test_truncation_warning_names_the_knob_of_its_stage():
+    from harness.metrics import truncation_warnings
+
+    stages = [
+        {"stage": "propose", "model": "m", "sequences": 100, "truncated": 6},
+        {"stage": "aggregate", "model": "m", "sequences": 100, "truncated": 50},
+        {"stage": "aggregate-2", "model": "m", "sequences": 100, "truncated": 5},  # not over 5%
+    ]
+    plain = truncation_warnings(stages)
+    assert [line.split("raise ")[1] for line in plain] == [
+        "method.max_tokens",
+        "method.aggregator_max_tokens",
+    ]
+    ranked = truncation_warnings(stages, ranked=True)
+    assert ranked[1].endswith("(rank_fuse's ranking: method.rank_max_tokens)")
