@@ -66,9 +66,10 @@ class Grader:
             self.python = _user_python(self.uid)
             if self.python is None:
                 pytest.skip("no Python interpreter an unprivileged user can run (apt python3)")
-            self.child = str(tmp / "sandbox.py")  # the child script, readable by that uid
-            shutil.copy(sandbox.CHILD, self.child)
-            os.chmod(self.child, 0o644)
+            self.child = str(tmp / "child.py")  # the child program, readable by that uid
+            for name in ("child.py", "literal.py"):  # the child loads literal.py beside it
+                shutil.copy(Path(sandbox.CHILD).with_name(name), tmp / name)
+                os.chmod(tmp / name, 0o644)
 
     def __call__(self, fn, *args, **kwargs):
         if self.uid is None:
@@ -81,7 +82,7 @@ class Grader:
                 os.setgroups([])
                 os.setresgid(self.uid, self.uid, self.uid)
                 os.setresuid(self.uid, self.uid, self.uid)
-                sandbox.PYTHON, sandbox.CHILD = self.python, self.child
+                sandbox.caller.PYTHON, sandbox.caller.CHILD = self.python, self.child
                 os.chdir("/")
                 answer = ("ok", fn(*args, **kwargs))
             except BaseException as e:  # noqa: BLE001 (sent back and raised in the test)
@@ -145,11 +146,12 @@ def test_check_passes_here_and_names_bad_modes():
 
 def test_check_names_what_the_kernel_refused(monkeypatch, tmp_path):
     # a child whose namespace setup fails (here: no mount point for the new root)
-    child = tmp_path / "sandbox.py"
+    child = tmp_path / "child.py"
     text = Path(sandbox.CHILD).read_text()
     child.write_text(text.replace('_NEW_ROOT = "/tmp"', '_NEW_ROOT = "/nonexistent-mount"'))
-    monkeypatch.setattr(sandbox, "CHILD", str(child))
-    monkeypatch.setattr(sandbox, "_checked", {})
+    shutil.copy(Path(sandbox.CHILD).with_name("literal.py"), tmp_path / "literal.py")
+    monkeypatch.setattr(sandbox.caller, "CHILD", str(child))
+    monkeypatch.setattr(sandbox.caller, "_checked", {})
     with pytest.raises(ConfigError, match="cannot contain .*nonexistent-mount.*sandbox=trusted"):
         sandbox.check()
     with pytest.raises(ConfigError):  # every run refuses too, before running anything
