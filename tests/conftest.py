@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.benchmarks.judge import PAIRWISE_REQUEST
 from harness.config import BenchmarkConfig, EngineConfig, compose
 from harness.engines import Completion, Output, Sampling, too_long
 from harness.generate import Generator, ModelSlot
-from harness.judge import PAIRWISE_REQUEST
 from harness.records import Generation, Record
 from harness.study import execute
 

@@ -7,14 +7,14 @@ import pytest
 from harness.agreement import agreement
 from harness.benchmarks import get
 from harness.benchmarks.alpaca_eval import REFERENCE_FILE
-from harness.config import BenchmarkConfig, ModelConfig, RunConfig
-from harness.judge import (
+from harness.benchmarks.judge import (
     pairwise_messages,
     pairwise_verdict,
     parse_pairwise,
     parse_rating,
     rating_messages,
 )
+from harness.config import BenchmarkConfig, ModelConfig, RunConfig
 from harness.methods import knobs
 from harness.metrics import summarize
 from harness.plan import configurations

@@ -19,8 +19,8 @@ import json
 from collections.abc import Iterator
 
 from harness.benchmarks.base import Item, JudgedBenchmark, read_bytes, undecodable
+from harness.benchmarks.judge import pairwise_messages, pairwise_verdict
 from harness.errors import DataError
-from harness.judge import pairwise_messages, pairwise_verdict
 
 REFERENCE_FILE = "alpaca_eval/results/gpt4_1106_preview/model_outputs.json"
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from harness.benchmarks.base import Item, JudgedBenchmark
-from harness.judge import parse_rating, rating_messages
+from harness.benchmarks.judge import parse_rating, rating_messages
 
 REFERENCE_CATEGORIES = ("math", "reasoning", "coding")
 
