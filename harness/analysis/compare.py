@@ -2,7 +2,9 @@
 compute (generated tokens, calls) with the Pareto front of the study.
 
 Intervals over items come from `scipy.stats.bootstrap` (BCa, the items resampled); items
-without a score are left out.
+without a score are left out. A difference of two configurations is paired, item by item
+(harness.analysis.paired: the paired bootstrap interval, and the exact McNemar test for 0/1
+scores).
 """
 
 from __future__ import annotations
@@ -10,35 +12,12 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
-import numpy as np
-from scipy.stats import bootstrap
-
 from harness.analysis.measure import Point, common_items, item_array
+from harness.analysis.paired import bootstrap_ci, paired_difference
 
 log = logging.getLogger(__name__)
 
 COSTS = {"tokens": "generated tokens per item", "calls": "LLM calls per item"}
-
-
-def bootstrap_ci(values: np.ndarray, draws: int, seed: int) -> tuple[float, float]:
-    """95% BCa interval of the mean of per-item `values` (NaN left out) over item resamplings."""
-    values = values[~np.isnan(values)]
-    if len(values) == 0:
-        return (float("nan"), float("nan"))
-    mean = float(values.mean())
-    if draws <= 0 or len(values) < 2 or np.ptp(values) == 0:  # no spread: nothing to resample
-        return (mean, mean)
-    res = bootstrap(
-        (values,), np.mean, n_resamples=draws, rng=np.random.default_rng(seed), method="BCa"
-    )
-    lo, hi = res.confidence_interval
-    if not (np.isfinite(lo) and np.isfinite(hi)):  # BCa degenerate on few distinct values
-        res = bootstrap(
-            (values,), np.mean, n_resamples=draws, rng=np.random.default_rng(seed),
-            method="percentile",
-        )  # fmt: skip
-        lo, hi = res.confidence_interval
-    return (float(lo), float(hi))
 
 
 def compare_self_mixed(chosen: list[Point], draws: int, seed: int) -> dict | None:
@@ -53,7 +32,7 @@ def compare_self_mixed(chosen: list[Point], draws: int, seed: int) -> dict | Non
     best_mixed = max(mixed, key=lambda p: p.mean("t", items))
     t_model = item_array([best_model], items, ("t",))[0, :, 0]
     t_mixed = item_array([best_mixed], items, ("t",))[0, :, 0]
-    diff = t_model - t_mixed  # paired per item; NaN where either is unscored
+    paired = paired_difference(t_model, t_mixed, draws, seed)  # NaN where either is unscored
     bars = []
     for role, p in (
         ("Self-MoA, best model", best_model),
@@ -77,12 +56,15 @@ def compare_self_mixed(chosen: list[Point], draws: int, seed: int) -> dict | Non
         "bars": bars,
         "self_best_model": best_model.label,
         "best_mixture": best_mixed.label,
-        "difference": float(np.nanmean(diff)) if (diff == diff).any() else float("nan"),
-        "difference_ci": bootstrap_ci(diff, draws, seed),
+        "difference": paired.difference,
+        "difference_ci": paired.ci,
+        "wins": paired.wins,
+        "losses": paired.losses,
+        "p_mcnemar": paired.p_mcnemar,
         "mixtures_beaten": sum(t_best > p.mean("t", items) for p in mixed),
         "mixtures_tied": sum(t_best == p.mean("t", items) for p in mixed),
         "mixtures": len(mixed),
-        "items": int((diff == diff).sum()),
+        "items": paired.items,
     }
 
 

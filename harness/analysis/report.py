@@ -89,8 +89,14 @@ def self_mixed_section(c: dict) -> list[str]:
         f"Self-MoA on the best model (`{c['self_best_model']}`) minus the best mixture "
         f"(`{c['best_mixture']}`): {c['difference']:+.1f} points, 95% CI "
         f"[{c['difference_ci'][0]:+.1f}, {c['difference_ci'][1]:+.1f}] "
-        f"over {c['items']} items scored in both. "
-        f"It beats {c['mixtures_beaten']} of {c['mixtures']} mixtures"
+        f"(paired bootstrap) over {c['items']} items scored in both: better on {c.get('wins', 0)}, "
+        f"worse on {c.get('losses', 0)}"
+        + (
+            f", exact McNemar p = {c['p_mcnemar']:.3g}. "
+            if c.get("p_mcnemar") is not None
+            else ". "
+        )  # fmt: skip
+        + f"It beats {c['mixtures_beaten']} of {c['mixtures']} mixtures"
         + (f" and ties {c['mixtures_tied']}" if c["mixtures_tied"] else "")
         + (": every mixture." if beats else "."),
         "",
