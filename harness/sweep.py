@@ -1,9 +1,5 @@
-"""Multirun sweeps: what varies between points, their names, and one table across points.
+"""Multirun sweeps: one table across points (a point's name and directory: harness.multirun).
 
-A point is named by the overrides that vary across the sweep (the sweep preset's
-`hydra.sweeper.params` and the command line's comma lists), e.g. `3_method.k=6,method=self_moa`:
-that name is the point's subdirectory (`hydra.sweep.subdir` in conf/config.yaml) and the
-suffix of its W&B run name, so points differing only in temperature differ.
 After the sweep, `SweepSummary` (a Hydra callback, `hydra.callbacks` in conf/config.yaml) reads
 every point's metrics.json and prints one table across points, writes it to
 `<sweep dir>/summary.txt` and logs it, and gives the sweep's W&B group a summary run.
@@ -13,63 +9,19 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from harness.cluster import check_tensor_parallel, gres_gpus
 from harness.errors import ConfigError
+from harness.metrics import format_table
+from harness.tracking import log_sweep_summary, results_rows
 
 log = logging.getLogger(__name__)
-
-MAX_NAME = 120  # characters of overrides in a point's directory name
-
-
-def _sweep_keys(overrides: list[str]) -> set[str]:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
-    return {o.key_or_group for o in parsed if o.is_sweep_override()}
-
-
-def varying_keys(hydra_cfg: Any) -> set[str]:
-    """Keys swept in this multirun: the sweeper's params and the command line's sweeps."""
-    params = hydra_cfg.sweeper.get("params") or {}
-    keys = _sweep_keys([f"{k}={v}" for k, v in params.items()])
-    saved = Path(str(hydra_cfg.sweep.dir)) / "multirun.yaml"  # the command line, unexpanded
-    if saved.is_file():
-        keys |= _sweep_keys(list(OmegaConf.load(saved).hydra.overrides.task))
-    return keys
-
-
-def point_overrides(hydra_cfg: Any) -> list[str]:
-    """This point's values of the swept keys, as overrides (`method.k=6`), sorted by key."""
-    if hydra_cfg.mode != RunMode.MULTIRUN:
-        return []
-    keys = varying_keys(hydra_cfg)
-    mine = [o for o in hydra_cfg.overrides.task if o.split("=", 1)[0].lstrip("+~") in keys]
-    return sorted(mine)
-
-
-def point_label() -> str:
-    """The swept overrides of the current Hydra job, `a=1,b=2`; empty outside a multirun."""
-    if not HydraConfig.initialized():
-        return ""
-    return ",".join(point_overrides(HydraConfig.get()))
-
-
-def point_dir(num: Any) -> str:
-    """Subdirectory of a sweep point: its number and swept overrides, safe as a file name."""
-    label = re.sub(r"[^A-Za-z0-9._=,+-]", "_", point_label())[:MAX_NAME]
-    return f"{num}_{label}" if label else str(num)
-
-
-OmegaConf.register_new_resolver("harness_point_dir", point_dir, replace=True)
 
 
 def points(sweep_dir: Path) -> list[tuple[str, dict]]:
@@ -81,8 +33,6 @@ def points(sweep_dir: Path) -> list[tuple[str, dict]]:
 
 def cross_point_rows(sweep_dir: Path) -> list[dict]:
     """One row per (point, configuration): the point's name, then the results-table row."""
-    from harness.tracking import results_rows
-
     rows = []
     for name, metrics in points(sweep_dir):
         if "configurations" not in metrics:  # a propose-only phase has no results
@@ -94,8 +44,6 @@ def cross_point_rows(sweep_dir: Path) -> list[dict]:
 
 
 def cross_point_table(rows: list[dict]) -> str:
-    from harness.metrics import format_table
-
     if not rows:
         return "(no finished points)"
     headers = [
@@ -120,8 +68,6 @@ class SweepSummary(Callback):
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from harness.cluster import check_tensor_parallel, gres_gpus
-
         gres = OmegaConf.select(config, "hydra.launcher.gres", default=None)
         tp = OmegaConf.select(config, "engine.kwargs.tensor_parallel_size", default=1) or 1
         try:
@@ -142,8 +88,6 @@ class SweepSummary(Callback):
         )
         mode = OmegaConf.select(config, "logger.mode", default="disabled")
         if rows and mode != "disabled":
-            from harness.tracking import log_sweep_summary
-
             try:
                 log_sweep_summary(config, sweep_dir, rows)
             except Exception as e:  # noqa: BLE001 - the points' own records are the result

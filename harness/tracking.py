@@ -17,7 +17,7 @@ scores, calls, tokens, seconds; `reference` marks the single-model rows), native
 from it (`charts/score`: bar of score per configuration, the reference rows included;
 `charts/score_vs_tokens`: scatter of score against generated tokens), `items`, the summary.
 Runs carry `job_type` (study, agreement, analysis, sweep), tags and notes; a sweep point's name
-ends with its swept overrides (harness.sweep). Read an offline run back with W&B's own reader:
+ends with its swept overrides (harness.multirun). Read an offline run back with W&B's own reader:
 `wandb leet inspect --summary --json <run_dir>/wandb/offline-run-*` (scripts/wandb_offline.py
 prints what a dashboard holds). W&B stages artifacts under WANDB_DATA_DIR (default here:
 `<paths.cache>/wandb`, not the home directory).
@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import LoggerConfig, RunConfig
+from harness.multirun import point_label, sweep_group
 from harness.records import Record
 
 log = logging.getLogger(__name__)
@@ -150,15 +151,11 @@ def init_run(
 
 def run_name(base: str) -> str:
     """`base`, plus the swept overrides when this is a point of a multirun."""
-    from harness.sweep import point_label
-
     label = point_label()
     return f"{base}[{label}]" if label else base
 
 
 def run_notes(run: RunConfig, job_type: str) -> str:
-    from harness.sweep import point_label
-
     confs = run.configurations or [run.method]
     what = ", ".join(c.label or c.name for c in confs[:8]) + (" ..." if len(confs) > 8 else "")
     limit = run.benchmark.limit if run.benchmark.limit is not None else "all"
@@ -273,8 +270,6 @@ def log_sweep_summary(config: Any, sweep_dir: Path, rows: list[dict]) -> None:
     """The sweep group's summary run: the cross-point table and its charts (job_type sweep)."""
     import wandb
     from omegaconf import OmegaConf
-
-    from harness.run import sweep_group
 
     logger = LoggerConfig(**OmegaConf.to_container(config.logger, resolve=True))
     group = logger.group or sweep_group(config.hydra)

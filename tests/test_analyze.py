@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import yaml
 
+from harness.analysis.diversity import Embedder, distinct_answers, ngram_vendi, vendi_of
 from harness.analysis.pipeline import analyze
 from harness.analysis.quality import QualityError, power_mean
+from harness.analysis.regression import FitError, fit
 from harness.analyze import main
-from harness.diversity import Embedder, distinct_answers, ngram_vendi, vendi_of
-from harness.regression import FitError, fit
 
 MODELS = {"q": "strong", "s": "weak", "g": "rambler"}
 ACCURACY = {"q": 0.8, "s": 0.2, "g": 0.0}

@@ -141,7 +141,7 @@ def test_study_script_refuses_to_run_outside_slurm():
 def test_sweep_group_names_the_preset_and_the_sweep_directory():
     from hydra.types import RunMode
 
-    from harness.run import sweep_group
+    from harness.multirun import sweep_group
 
     hydra_cfg = OmegaConf.create(
         {
@@ -225,7 +225,7 @@ def test_a_point_is_named_by_the_presets_and_the_command_lines_swept_keys(tmp_pa
 
     from hydra.types import RunMode
 
-    from harness.sweep import point_overrides
+    from harness.multirun import point_overrides
 
     (tmp_path / "multirun.yaml").write_text(
         "hydra:\n  overrides:\n    task: ['method.k=2,3', 'benchmark.limit=3']\n"

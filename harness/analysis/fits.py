@@ -15,7 +15,7 @@ import numpy as np
 
 from harness.analysis.measure import Point, common_items, item_array
 from harness.analysis.quality import QUALITY_MEASURES
-from harness.regression import Fit, FitError, fit, with_bootstrap
+from harness.analysis.regression import Fit, FitError, fit, with_bootstrap
 
 log = logging.getLogger(__name__)
 

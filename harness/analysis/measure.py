@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from harness.analysis.diversity import Embedder, distinct_answers, ngram_vendi
+from harness.analysis.diversity import vendi_of as vendi
 from harness.analysis.quality import K_NORMS, measure_name, model_measures, power_mean
 from harness.benchmarks.base import TURN_SUFFIX
-from harness.diversity import Embedder, distinct_answers, ngram_vendi
-from harness.diversity import vendi_of as vendi
 from harness.records import Record
 
 log = logging.getLogger(__name__)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from harness.analysis import plots
 from harness.analysis.compare import compare_self_mixed, compute_matched, k_lines
+from harness.analysis.diversity import Embedder
 from harness.analysis.fits import fit_benchmark, fittable, regression_set
 from harness.analysis.measure import MEASURES, Point, find_runs, load_run, points, short_label
+from harness.analysis.regression import FitError
 from harness.analysis.report import report
-from harness.diversity import Embedder
-from harness.regression import FitError
 
 log = logging.getLogger(__name__)
 

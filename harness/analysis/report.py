@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from harness.analysis.compare import COSTS
 from harness.analysis.quality import FAMILIES, K_NORMS, measure_name
-from harness.regression import Fit, table4
+from harness.analysis.regression import Fit, table4
 
 COLUMNS = [  # (header, measure, digits) of the configurations table
     ("t", "t", 1),
