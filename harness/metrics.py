@@ -96,17 +96,18 @@ TRUNCATION_KNOBS = {
 }
 
 
-def truncation_warnings(stages: list[dict], ranked: bool = False, share: float = 0.05) -> list[str]:
+def truncation_warnings(stages: list[dict], caps=(), share: float = 0.05) -> list[str]:
     """A line per stage where more than `share` of the generations stopped at the token cap.
 
-    `ranked`: the study has rank_fuse, whose ranking replies are round 1 (stage "aggregate").
+    `caps`: the study's methods' token caps (harness.methods.TokenCap); one with a `note` is
+    named beside the usual knob of its stage (e.g. a ranking reply capped in round 1).
     """
     lines = []
     for s in stages:
         if s["sequences"] and s.get("truncated", 0) > share * s["sequences"]:
             knob = TRUNCATION_KNOBS.get(s["stage"].split("-")[0], "max_tokens")
-            if ranked and s["stage"] == "aggregate":
-                knob += " (rank_fuse's ranking: method.rank_max_tokens)"
+            notes = {f"{c.note}: method.{c.knob}" for c in caps if c.note and c.stage == s["stage"]}
+            knob += "".join(f" ({note})" for note in sorted(notes))
             lines.append(
                 f"{s['truncated']} of {s['sequences']} generations of stage {s['stage']} on "
                 f"{s['model']} stopped at the token cap: raise {knob}"

@@ -37,6 +37,11 @@ class Configuration:
         return self.method.knobs
 
     @property
+    def reference(self) -> bool:
+        """The reference line (the greedy baseline's method), marked as such in tables."""
+        return self.method.reference
+
+    @property
     def stream(self) -> tuple[float, float, int]:
         """(temperature, top_p, max_tokens) of its proposals: configurations sharing a model
         and these share its samples (the proposal pool's key, with the model and prompt)."""
@@ -68,10 +73,7 @@ def configurations(run: RunConfig) -> list[Configuration]:
     if run.baseline:
         models = dict.fromkeys(name for c in confs for name, _ in c.proposers)
         max_tokens = confs[0].knobs.max_tokens
-        greedy = [
-            configuration(methods.knobs("single", model=name, max_tokens=max_tokens), run)
-            for name in models
-        ]
+        greedy = [configuration(methods.reference_knobs(name, max_tokens), run) for name in models]
         confs = [g for g in greedy if g.label not in {c.label for c in confs}] + confs
     labels = [c.label for c in confs]
     if len(set(labels)) != len(labels):
@@ -85,7 +87,8 @@ def checked_run(cfg, run_dir: str | None = None) -> RunConfig:
     names, labels, the judge."""
     run = to_run_config(cfg, run_dir)
     configurations(run)
-    validate_judge(run.benchmark, [m.name for m in run.configurations or [run.method]])
+    rows = [methods.method_class(m.name) for m in run.configurations or [run.method]]
+    validate_judge(run.benchmark, [cls.name for cls in rows if cls.needs_answer])
     return run
 
 

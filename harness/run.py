@@ -174,7 +174,7 @@ def study(run: RunConfig) -> dict:
         raise
     finally:
         tracker.finish(exit_code, preempted)
-    cut = truncation_warnings(metrics["stages"], any(c.method.name == "rank_fuse" for c in confs))
+    cut = truncation_warnings(metrics["stages"], [t for c in confs for t in c.method.token_caps()])
     for line in cut:
         log.warning(line)
     warnings = "".join(f"warning: {line}\n" for line in cut)

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import LoggerConfig, RunConfig
+from harness.methods import is_reference
 from harness.multirun import point_label, sweep_group
 from harness.records import Record
 
@@ -65,7 +66,7 @@ def results_rows(summary: dict[str, dict], benchmark: str, metric: str = "acc") 
         row = {
             "configuration": label,
             "method": m.get("method", ""),
-            "reference": m.get("method") == "single",
+            "reference": is_reference(m.get("method", "")),
             "items": m.get("items", 0),
             "score": m.get(key, 0.0),
             "ci_low": m.get(f"{key}_ci_low", 0.0),

@@ -6,7 +6,7 @@ import pytest
 
 from harness.benchmarks import get
 from harness.config import ModelConfig, RunConfig
-from harness.methods import knobs
+from harness.methods import knobs, make
 from harness.metrics import summarize, wilson
 from harness.plan import configurations, item_seed
 from harness.prompts import MOA_INSTRUCTION
@@ -427,5 +427,5 @@ def test_truncation_warning_names_the_knob_of_its_stage():
         "method.max_tokens",
         "method.aggregator_max_tokens",
     ]
-    ranked = truncation_warnings(stages, ranked=True)
+    ranked = truncation_warnings(stages, make(knobs("rank_fuse"), "method", {}).token_caps())
     assert ranked[1].endswith("(rank_fuse's ranking: method.rank_max_tokens)")

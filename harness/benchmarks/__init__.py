@@ -28,8 +28,9 @@ def benchmark_class(name: str) -> type[Benchmark]:
     return REGISTRY[name]
 
 
-def validate_judge(cfg: BenchmarkConfig, method_names: list[str]) -> None:
-    """A judged benchmark needs `benchmark.judge` and methods that need no extracted answer."""
+def validate_judge(cfg: BenchmarkConfig, need_answers: list[str]) -> None:
+    """A judged benchmark needs `benchmark.judge` and no method of `need_answers` (the names of
+    the study's methods that decide by extracted answers: `Method.needs_answer`)."""
     if not benchmark_class(cfg.name).judged:
         if cfg.judge is not None:
             raise ConfigError(f"benchmark.judge is only used by judged benchmarks, not {cfg.name}")
@@ -39,9 +40,9 @@ def validate_judge(cfg: BenchmarkConfig, method_names: list[str]) -> None:
             f"benchmark={cfg.name} is scored by a judge model: set benchmark.judge to a model "
             f"(one of: {', '.join(options('model'))})"
         )
-    if "majority_vote" in method_names:
+    if need_answers:
         raise ConfigError(
-            f"method majority_vote needs extractable answers; {cfg.name} has none (judged)"
+            f"method {need_answers[0]} needs extractable answers; {cfg.name} has none (judged)"
         )
 
 

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from harness.errors import ConfigError
-from harness.methods.base import Job, Knobs, Method, Request, item_seed
+from harness.methods.base import Job, Knobs, Method, Request, TokenCap, item_seed
 from harness.methods.majority_vote import MajorityVote
 from harness.methods.mixed_moa import MixedMoA
 from harness.methods.rank_fuse import RankFuse
@@ -64,6 +64,18 @@ def knobs(name: str, **values) -> Knobs:
     return knobs_from({"name": name, **values}, "method")
 
 
+def reference_knobs(model: str, max_tokens: int) -> Knobs:
+    """Knobs of the reference line on `model` (the method that declares `reference`): greedy."""
+    cls = next(cls for cls in REGISTRY.values() if cls.reference)
+    return knobs(cls.name, model=model, max_tokens=max_tokens)
+
+
+def is_reference(name: str) -> bool:
+    """Whether method `name` (e.g. a record's or a summary's `method`) is the reference line."""
+    cls = REGISTRY.get(name)
+    return cls is not None and cls.reference
+
+
 def make(values: Knobs, key: str, letters: dict[str, str]) -> Method:
     """The validated method of `values`."""
     cls = method_class(values.name, key)
@@ -77,4 +89,16 @@ for _cls in REGISTRY.values():
         group="method_schema", name=_cls.name, node=_cls.Knobs(name=_cls.name)
     )
 
-__all__ = ["REGISTRY", "Job", "Knobs", "Method", "Request", "item_seed", "knobs", "knobs_from"]
+__all__ = [
+    "REGISTRY",
+    "Job",
+    "Knobs",
+    "Method",
+    "Request",
+    "TokenCap",
+    "is_reference",
+    "item_seed",
+    "knobs",
+    "knobs_from",
+    "reference_knobs",
+]

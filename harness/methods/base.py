@@ -73,6 +73,21 @@ class AggregatorKnobs(Knobs):
 
 
 @dataclass(frozen=True)
+class TokenCap:
+    """A method's cap on the tokens of one kind of generation, declared by the method.
+
+    The plan checks that `tokens` leaves room for a prompt in the context of the model it
+    caps; a truncation warning of `stage` names a cap with a `note` beside the stage's usual one.
+    """
+
+    knob: str  # the knob holding it, e.g. "aggregator_max_tokens"
+    tokens: int
+    model: str  # whose generations it caps: "proposer" (every proposer model) or "aggregator"
+    stage: str  # the stage it caps: its kind ("propose", "aggregate") or an exact stage name
+    note: str = ""  # names a cap beside the stage's usual one, e.g. "rank_fuse's ranking"
+
+
+@dataclass(frozen=True)
 class Request:
     model: str  # model config name
     conversation: Conversation
@@ -120,6 +135,8 @@ class Method:
     Knobs: ClassVar[type[Knobs]] = Knobs
     aggregates: ClassVar[bool] = False  # has aggregation rounds after the proposals
     mode: ClassVar[str] = ""  # the first round's mode (also part of its seeds)
+    reference: ClassVar[bool] = False  # the reference line (the plan's greedy baseline)
+    needs_answer: ClassVar[bool] = False  # decides by extracted answers (no judged benchmark)
 
     def __init__(self, knobs: Knobs):
         self.knobs = knobs
@@ -148,6 +165,10 @@ class Method:
     def planned_rounds(self) -> list[int]:
         """The token cap of each generation after the proposals, per item (for planning)."""
         return []
+
+    def token_caps(self) -> list[TokenCap]:
+        """Every token cap of the method's generations (context checks, truncation warnings)."""
+        return [TokenCap("max_tokens", self.knobs.max_tokens, "proposer", "propose")]
 
     def label_parts(self, agg: str | None) -> list[str]:
         """The knobs shown in the derived label, after the proposer spec."""
@@ -228,6 +249,11 @@ class Aggregating(Method):
 
     def planned_rounds(self) -> list[int]:
         return [self.knobs.aggregator_max_tokens]
+
+    def token_caps(self) -> list[TokenCap]:
+        cap = TokenCap("aggregator_max_tokens", self.knobs.aggregator_max_tokens, "aggregator",
+                       "aggregate")  # fmt: skip
+        return [*super().token_caps(), cap]
 
     def ordered(self, job: Job, texts: list[str], tag: str) -> tuple[list[str], list[int]]:
         """`texts` in a seeded per-item permutation (against position bias) when `shuffle`."""

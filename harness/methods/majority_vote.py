@@ -21,6 +21,7 @@ class MajorityVoteKnobs(SampledKnobs):
 class MajorityVote(Method):
     name = "majority_vote"
     Knobs = MajorityVoteKnobs
+    needs_answer = True
 
     @classmethod
     def validate(cls, knobs, key, letters) -> None:

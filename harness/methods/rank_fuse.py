@@ -21,7 +21,14 @@ import re
 from dataclasses import dataclass
 
 from harness.errors import ConfigError
-from harness.methods.base import Aggregating, AggregatorKnobs, Job, Request, check_tokens
+from harness.methods.base import (
+    Aggregating,
+    AggregatorKnobs,
+    Job,
+    Request,
+    TokenCap,
+    check_tokens,
+)
 from harness.prompts import numbered
 
 RANK_INSTRUCTION = (
@@ -82,6 +89,13 @@ class RankFuse(Aggregating):
 
     def planned_rounds(self) -> list[int]:
         return [self.knobs.rank_max_tokens, *super().planned_rounds()]
+
+    def token_caps(self) -> list[TokenCap]:  # the ranking reply is round 1: stage "aggregate"
+        ranking = TokenCap(
+            "rank_max_tokens", self.knobs.rank_max_tokens, "aggregator", "aggregate",
+            note=f"{self.name}'s ranking",
+        )  # fmt: skip
+        return [*super().token_caps(), ranking]
 
     def label_parts(self, agg: str | None) -> list[str]:
         parts = super().label_parts(agg)

@@ -7,6 +7,7 @@ from harness.methods.base import Method
 
 class Single(Method):
     name = "single"
+    reference = True
 
     def label_parts(self, agg: str | None) -> list[str]:
         t = self.knobs.temperature
