@@ -112,6 +112,9 @@ class RunConfig:
     # the knobs it changes.
     configurations: list[Any] = field(default_factory=list)
     letters: dict[str, str] = field(default_factory=dict)  # mixture letter -> model name
+    # the paper's published numbers for a preset's tables (`paper.table3`): read by
+    # harness.analysis.paper to set them beside ours; no effect on the run
+    paper: dict[str, Any] = field(default_factory=dict)
     # all: the whole study; propose: only the proposal stages (of `phase_model`, null = every
     # proposer), phase 1 of the two-phase SLURM pattern (slurm/README.md)
     phase: str = "all"

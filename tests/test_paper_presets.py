@@ -107,7 +107,7 @@ def test_cpu_twin_is_table3_with_cpu_models_in_the_paper_roles():
     assert run.engine.name == "cpu" and run.benchmark.limit == 20
     assert run.model.engine_kwargs["max_model_len"] <= 4096
     params = hydra_compose("experiment=paper_table3_cpu").hydra.sweeper.params
-    assert params.benchmark.split(",") == ["gsm8k", "mmlu"]
+    assert params.benchmark.split(",") == ["gsm8k", "mmlu", "math500"]
 
 
 def test_one_override_changes_every_row_of_a_paper_study():
@@ -151,3 +151,20 @@ def test_alpaca_eval_pits_self_moa_against_six_different_models_with_a_judge():
     selfs = [c for c in confs if c.knobs.name == "self_moa"]
     assert selfs and all(c.proposers[0][1] == 6 for c in selfs)
     assert_paper_protocol(mixed + selfs)
+
+
+def test_table3_presets_carry_the_published_table_and_the_twin_does_not_compare():
+    run, _ = study("paper_table3")
+    table = run.paper["table3"]
+    assert len(table["rows"]) == 19
+    assert table["benchmarks"] == {"MMLU": "mmlu_redux", "CRUX": "cruxeval", "MATH": "math500"}
+    assert sum(table["weights"].values()) == pytest.approx(1.0)
+    for row in table["rows"]:  # Average is the plain mean of the three tasks, as published
+        mean = (row["MMLU"] + row["CRUX"] + row["MATH"]) / 3
+        assert mean == pytest.approx(row["Average"], abs=0.01)
+        weighted = sum(row[c] * w for c, w in table["weights"].items())
+        assert weighted == pytest.approx(row["WeightedAvg"], abs=0.01)
+    twin, _ = study("paper_table3_cpu")
+    assert twin.paper["table3"]["compare"] is False
+    assert twin.paper["table3"]["benchmarks"] == {"MMLU": "mmlu", "CRUX": "gsm8k",
+                                                  "MATH": "math500"}  # fmt: skip

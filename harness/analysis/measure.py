@@ -60,6 +60,13 @@ class Point:
     per_item: dict[str, dict[str, float]] = field(default_factory=dict)  # item -> measure
     per_item_model: dict[str, dict[str, float]] = field(default_factory=dict)  # item -> model
     unscored_proposals: int = 0  # proposals without a score, left out of q
+    # its structure, read off the records (the most common per record): the model that gave
+    # the final answer, rounds after the proposals, their modes, whether the final round picks
+    # a proposal (a selection) rather than writing an answer
+    aggregator: str | None = None
+    rounds: int = 0
+    modes: tuple[str, ...] = ()
+    selects: bool = False
 
     def mean(self, measure: str, items: list[str] | None = None) -> float:
         """Mean over `items` (default all) of a per-item measure, NaN items left out."""
@@ -225,6 +232,19 @@ def points(runs: list[Run], embedder: Embedder) -> list[Point]:
     return list(found.values())
 
 
+def _most_common(values):
+    return Counter(values).most_common(1)[0][0]
+
+
+def _final_model(r: Record) -> str | None:
+    final = r.aggregation or (r.rounds[-1] if r.rounds else None)
+    return final.model if final else None
+
+
+def _selects(r: Record) -> bool:
+    return r.aggregation is not None and r.aggregation.selection is not None
+
+
 def measure(
     label: str, run: Run, rs: list[Record], embeddings: dict[str, np.ndarray], scale: float
 ) -> Point:
@@ -240,6 +260,10 @@ def measure(
         k=Counter(len(r.proposals) for r in rs).most_common(1)[0][0],
         mix=mix,
         unscored_proposals=sum(p.score is None for r in rs for p in r.proposals),
+        aggregator=_most_common(_final_model(r) for r in rs),
+        rounds=_most_common(len(r.rounds) for r in rs),
+        modes=tuple(sorted({g.mode for r in rs for g in r.rounds})),
+        selects=bool(_most_common(_selects(r) for r in rs)),
     )
     per_item: dict[str, list[tuple[dict, dict]]] = defaultdict(list)
     for r in rs:  # the turns of a multi-turn item count as one item

@@ -64,6 +64,24 @@ def charts(wandb, bench: str, b: dict) -> dict:
     return out
 
 
+def table3_table(wandb, t: dict):
+    """The Table 3 layout as one W&B table: a row per configuration, per column ours, its
+    interval, the paper's value and the verdict."""
+    names = [*t["benchmarks"], "Average"] + (["WeightedAvg"] if t["weights"] else []) + ["Diff"]
+    columns = ["configuration", "group"]
+    for n in names:
+        columns += [n, f"{n} low", f"{n} high", f"{n} paper", f"{n} verdict"]
+    data = []
+    for r in t["rows"]:
+        cells = [r["label"], r["group"]]
+        for n in names:
+            c = r["cells"].get(n) or {"value": None, "ci": [None, None]}
+            cells += [c["value"], c["ci"][0], c["ci"][1], (r.get("paper") or {}).get(n),
+                      (r.get("verdicts") or {}).get(n)]  # fmt: skip
+        data.append(cells)
+    return wandb.Table(columns=columns, data=data)
+
+
 def mirror(path: Path, results: dict, mode: str) -> None:
     """Log the tables, native charts and images to W&B, in the analysed runs' group."""
     import wandb
@@ -87,6 +105,10 @@ def mirror(path: Path, results: dict, mode: str) -> None:
             for q, f in b.get("fits", {}).items():
                 for key in FIT_KEYS:
                     wrun.summary[f"{bench}/fit_{q}/{key}"] = f[key]
+        if results.get("table3"):
+            payload["table3"] = table3_table(wandb, results["table3"])
+            for c in results["table3"]["claims"]:
+                wrun.summary[f"claims/{c['claim'][:60]}"] = c["verdict"]
         for image in results["images"]:
             payload[f"plots/{Path(image).stem}"] = wandb.Image(image)
         wrun.log(payload)

@@ -16,6 +16,7 @@ from harness.analysis.compare import compare_self_mixed, compute_matched, k_line
 from harness.analysis.diversity import Embedder
 from harness.analysis.fits import fit_benchmark, fittable, regression_set
 from harness.analysis.measure import MEASURES, Point, find_runs, load_run, points, short_label
+from harness.analysis.paper import table3
 from harness.analysis.regression import FitError
 from harness.analysis.report import report
 
@@ -106,6 +107,9 @@ def analyze(
             if "self_vs_mixed" in o}  # fmt: skip
     if bars:
         images.append(plots.self_vs_mixed(bars, path / "self_vs_mixed.png"))
+    layout = table3(found, runs, results["benchmarks"], draws, seed)
+    if layout:
+        results["table3"] = layout
     results["images"] = [str(p) for p in images]
     results["embeddings"] = {"found": embedder.found, "computed": embedder.computed}
     (path / "analysis.json").write_text(json.dumps(results, indent=2) + "\n")

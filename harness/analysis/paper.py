@@ -1,0 +1,527 @@
+"""The paper's Table 3 layout over a multi-benchmark study, beside the published numbers.
+
+Rows are the study's configurations present on every benchmark (their labels), then the TaskBest
+rows resolved per task; columns are the benchmarks, their plain Average and, where the preset
+carries the paper's weights, the WeightedAvg; each row's difference to the best mixture (the
+mixture with the highest Average). What a configuration is comes from its records, not its name
+(harness.analysis.measure.Point): no proposals = a model alone; proposals of several models = a
+mixture; of one model = a Self row; one round after the proposals that writes (not selects) the
+answer = one-shot aggregation.
+
+TaskBest: per benchmark, the model whose greedy answer alone scores highest there (without alone
+rows: whose proposals score highest). "TaskBest (aggregator X)" takes, per benchmark, the
+one-shot Self row of that model with aggregator X; "TaskBest (self-aggregated)" the one whose
+aggregator is the model itself.
+
+Intervals: one joint bootstrap (harness.analysis.paired.resampled_means): each draw resamples
+each benchmark's items once for every configuration, so a cell, an Average, a WeightedAvg and
+every difference of them is computed per draw from the same items (paired), and its 95%
+interval is the central 95% of the draws. Per benchmark, each difference also gets the exact
+McNemar test when scores are 0/1.
+
+The paper's numbers: a preset's `paper.<table>` (conf/experiment/paper_table3.yaml holds the
+whole of Table 3, from ../shared/docs/paper.md). Each published cell is set beside ours with a
+verdict: "matches" (inside our 95% interval), "above" or "below" it. Each claim gets a line:
+"matches", "inconclusive" (our interval allows either), "contradicts" or "not measured".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import numpy as np
+
+from harness.analysis.measure import Point, Run
+from harness.analysis.paired import paired_difference, percentile_interval, resampled_means
+
+log = logging.getLogger(__name__)
+
+TASKBEST = "taskbest"
+AVERAGE, WEIGHTED, DIFF = "Average", "WeightedAvg", "Diff"
+NAN = float("nan")
+
+
+def paper_table(runs: list[Run], name: str = "table3") -> dict | None:
+    """The preset's published numbers (`paper.<name>` of a run's config), if any run has them."""
+    for run in runs:
+        table = ((run.config.get("paper") or {}).get(name)) or None
+        if table:
+            return table
+    return None
+
+
+def verdict(value: float | None, ci: tuple[float, float]) -> str | None:
+    """Where a published value lies against our 95% interval."""
+    if value is None or value != value or ci[0] != ci[0]:
+        return None
+    if value > ci[1] + 1e-9:
+        return "above"
+    if value < ci[0] - 1e-9:
+        return "below"
+    return "matches"
+
+
+def claim_verdict(estimate: float, ci: tuple[float, float], test: str) -> str:
+    """A claim that a difference is > 0 (`greater`) or >= 0 (`no_worse`), against our data."""
+    if estimate != estimate:
+        return "not measured"
+    lo, hi = ci
+    if hi < 0 or (test == "greater" and hi <= 0 and estimate < 0):
+        return "contradicts"
+    if test == "greater":
+        return "matches" if lo > 0 else "inconclusive"
+    return "matches" if estimate >= 0 else "inconclusive"
+
+
+class Layout:
+    """The study's configurations by benchmark, with their structure in the table's letters."""
+
+    def __init__(self, found: list[Point], runs: list[Run], table: dict | None):
+        self.table = table or {}
+        columns = self.table.get("benchmarks") or {}  # paper column -> our benchmark
+        present = sorted({p.benchmark for p in found})
+        ordered = [b for b in columns.values() if b in present]
+        self.benches = ordered + [b for b in present if b not in ordered]
+        self.paper_column = {b: c for c, b in columns.items() if b in present}
+        self.points = {(p.benchmark, p.label): p for p in found}
+        letters = next((r.config.get("letters") for r in runs if r.config.get("letters")), {})
+        wanted = self.table.get("letters") or list(letters)
+        self.letter_order = list(wanted)
+        self.letter = {}
+        for letter in reversed(wanted):  # the first listed letter wins a model named twice
+            if letter in letters:
+                self.letter[letters[letter]] = letter
+
+    def short(self, model: str | None) -> str | None:
+        return None if model is None else self.letter.get(model, model)
+
+    def proposers(self, p: Point) -> str:
+        """The proposer multiset in letters, in the table's letter order (`mmmddd`)."""
+        order = {letter: i for i, letter in enumerate(self.letter_order)}
+        names = sorted(p.mix, key=lambda m: (order.get(self.short(m), 99), m))
+        return "".join(self.short(m) * p.mix[m] if len(self.short(m)) == 1 else
+                       f"{self.short(m)}x{p.mix[m]}" for m in names)  # fmt: skip
+
+    def one_shot(self, p: Point) -> bool:
+        return p.rounds <= 1 and not p.selects
+
+    def key(self, p: Point) -> tuple[str, str | None] | None:
+        """(proposers, aggregator) in letters, as the paper writes a row; None when the row is
+        not one-shot (a selection, several rounds)."""
+        if not self.one_shot(p):
+            return None
+        if p.kind == "none":
+            return (self.short(p.aggregator) or "", None)
+        return (self.proposers(p), self.short(p.aggregator))
+
+
+def group_of(p: Point) -> str:
+    return {"none": "alone", "mixed": "mixture", "self": "one model"}.get(p.kind, p.kind)
+
+
+def taskbest_models(layout: Layout, labels: list[str]) -> dict[str, str]:
+    """Per benchmark, the best model: its greedy answer alone scores highest (else its
+    proposals do)."""
+    out = {}
+    for b in layout.benches:
+        points = [layout.points[(b, label)] for label in labels if (b, label) in layout.points]
+        alone = [p for p in points if p.kind == "none" and p.aggregator and layout.one_shot(p)]
+        if alone:
+            out[b] = max(alone, key=lambda p: p.mean("t")).aggregator
+            continue
+        quality: dict[str, list[float]] = {}
+        for p in points:
+            for model, q in p.model_quality().items():
+                quality.setdefault(model, []).append(q)
+        if quality:
+            out[b] = max(quality, key=lambda m: np.nanmean(quality[m]))
+    return out
+
+
+def taskbest_rows(layout: Layout, best: dict[str, str], k: int) -> list[dict]:
+    """The TaskBest rows: per aggregator shared by every task, and self-aggregated."""
+    selfs = {b: [p for (bb, _), p in layout.points.items() if bb == b and p.kind == "self"
+                 and layout.one_shot(p) and p.k == k] for b in layout.benches}  # fmt: skip
+
+    def pick(b: str, aggregator: str) -> Point | None:
+        found = [p for p in selfs[b] if p.models == [best.get(b)] and p.aggregator == aggregator]
+        return min(found, key=lambda p: p.label) if found else None
+
+    rows = []
+    aggregators = sorted({p.aggregator for ps in selfs.values() for p in ps if p.aggregator})
+    for agg in aggregators:
+        sources = {b: pick(b, agg) for b in layout.benches}
+        if all(sources.values()):
+            rows.append({"label": f"TaskBest x{k}, aggregator {layout.short(agg)}",
+                         "key": (TASKBEST, layout.short(agg)), "sources": sources})  # fmt: skip
+    sources = {b: pick(b, best.get(b)) for b in layout.benches}
+    if all(sources.values()):
+        rows.append({"label": f"TaskBest x{k}, self-aggregated", "key": (TASKBEST, TASKBEST),
+                     "sources": sources})  # fmt: skip
+    return rows
+
+
+def is_mixture(key: tuple) -> bool:
+    """A published row of several proposer models with an aggregator."""
+    proposers, aggregator = key
+    return aggregator is not None and proposers != TASKBEST and len(set(proposers)) > 1
+
+
+def paper_rows(table: dict) -> dict[tuple, dict]:
+    """The published rows by (proposers, aggregator), aggregator None for a model alone."""
+    out = {}
+    for r in table.get("rows") or []:
+        agg = r.get("aggregator")
+        out[(str(r["proposers"]), None if agg in (None, "-") else str(agg))] = r
+    return out
+
+
+def table3(
+    found: list[Point], runs: list[Run], benchmarks: dict, draws: int, seed: int
+) -> dict | None:
+    """Table 3's layout of a study over several benchmarks (None with one benchmark and no
+    published table). `benchmarks` holds the per-benchmark results (for the alpha-beta claim)."""
+    table = paper_table(runs)
+    layout = Layout(found, runs, table)
+    if len(layout.benches) < 2 and not table:
+        return None
+    labels = [
+        label
+        for label in dict.fromkeys(p.label for p in found)
+        if all((b, label) in layout.points for b in layout.benches)
+    ]
+    if not labels:
+        log.warning("Table 3 layout: no configuration is on every benchmark")
+        return None
+    sample = {label: layout.points[(layout.benches[0], label)] for label in labels}
+    mixes = [p.k for p in sample.values() if p.kind == "mixed"]
+    k = Counter(mixes or [p.k for p in sample.values() if p.kind == "self"] or [0])
+    best = taskbest_models(layout, labels)
+    rows = [{"label": label, "key": layout.key(sample[label]), "group": group_of(sample[label]),
+             "method": sample[label].method,
+             "sources": {b: layout.points[(b, label)] for b in layout.benches}}
+            for label in labels]  # fmt: skip
+    for r in taskbest_rows(layout, best, k.most_common(1)[0][0]):
+        first = r["sources"][layout.benches[0]]
+        rows.append({**r, "group": "TaskBest", "method": first.method})
+
+    # per benchmark: (rows, items) scores over the items every row has
+    columns, items = {}, {}
+    for b in layout.benches:
+        common = sorted(set.intersection(*(set(r["sources"][b].per_item) for r in rows)))
+        items[b] = common
+        columns[b] = np.array([[r["sources"][b].per_item[i]["t"] for i in common] for r in rows])
+    means = {b: np.array([np.nanmean(c) if (c == c).any() else NAN for c in columns[b]])
+             for b in layout.benches}  # fmt: skip
+    drawn = resampled_means(columns, max(draws, 1), seed) if draws > 0 else None
+
+    weights = table_weights(table, layout) if table else None
+
+    def combine(per_bench: dict[str, np.ndarray], how: dict[str, float] | None) -> np.ndarray:
+        """Average (how None) or weighted average over the benchmarks, row-wise."""
+        stack = np.stack([per_bench[b] for b in layout.benches], axis=-1)
+        if how is None:
+            return stack.mean(axis=-1)
+        return stack @ np.array([how[b] for b in layout.benches])
+
+    point = {AVERAGE: combine(means, None)}
+    boot = {AVERAGE: combine(drawn, None)} if drawn else {}
+    if weights:
+        point[WEIGHTED] = combine(means, weights)
+        if drawn:
+            boot[WEIGHTED] = combine(drawn, weights)
+    mixtures = [i for i, r in enumerate(rows) if r["group"] == "mixture" and r["key"]]
+    best_mix = max(mixtures, key=lambda i: point[AVERAGE][i], default=None)
+
+    def interval(values: np.ndarray | None, estimate: float) -> tuple[float, float]:
+        return percentile_interval(values) if values is not None else (estimate, estimate)
+
+    published = paper_rows(table) if table else {}
+    paper_best = max((r[AVERAGE] for key, r in published.items() if is_mixture(key)
+                      and r.get(AVERAGE) is not None), default=None)  # fmt: skip
+    compare = bool(table) and bool(table.get("compare", True))
+    out_rows = []
+    for i, r in enumerate(rows):
+        cells = {}
+        for b in layout.benches:
+            value = float(means[b][i])
+            cells[b] = {"value": value, "ci": interval(drawn[b][:, i] if drawn else None, value)}
+        for name in point:
+            cells[name] = {"value": float(point[name][i]),
+                           "ci": interval(boot[name][:, i] if boot else None,
+                                          float(point[name][i]))}  # fmt: skip
+        if best_mix is not None:
+            d = point[AVERAGE][i] - point[AVERAGE][best_mix]
+            diffs = boot[AVERAGE][:, i] - boot[AVERAGE][:, best_mix] if boot else None
+            cells[DIFF] = {"value": float(d), "ci": interval(diffs, float(d))}
+        per_bench = {}
+        if best_mix is not None and i != best_mix:
+            for j, b in enumerate(layout.benches):
+                per_bench[b] = paired_difference(columns[b][i], columns[b][best_mix], draws,
+                                                 seed + j).to_json()  # fmt: skip
+        paper = published.get(r["key"]) if r["key"] else None
+        row = {
+            "label": r["label"],
+            "group": r["group"],
+            "method": r["method"],
+            "key": list(r["key"]) if r["key"] else None,
+            "sources": {b: p.label for b, p in r["sources"].items()},
+            "cells": cells,
+            "vs_best_mixture": per_bench,
+        }
+        if paper:
+            published_cells = {b: paper.get(layout.paper_column.get(b)) for b in layout.benches}
+            published_cells.update({n: paper.get(n) for n in (AVERAGE, WEIGHTED)})
+            if paper_best is not None and paper.get(AVERAGE) is not None:
+                published_cells[DIFF] = round(paper[AVERAGE] - paper_best, 2)
+            row["paper"] = {n: v for n, v in published_cells.items() if v is not None}
+            if compare:
+                row["verdicts"] = {n: verdict(v, cells[n]["ci"]) for n, v in row["paper"].items()
+                                   if n in cells}  # fmt: skip
+        out_rows.append(row)
+
+    result = {
+        "benchmarks": layout.benches,
+        "paper_columns": layout.paper_column,
+        "weights": weights,
+        "taskbest": {b: layout.short(m) for b, m in best.items()},
+        "best_mixture": rows[best_mix]["label"] if best_mix is not None else None,
+        "items": {b: len(v) for b, v in items.items()},
+        "draws": draws,
+        "compare": compare,
+        "title": (table or {}).get("title", "Table 3 layout"),
+        "rows": out_rows,
+    }
+    index = {r["label"]: i for i, r in enumerate(rows)}
+
+    def series(label: str, column: str) -> tuple[float, np.ndarray | None]:
+        """A row's value on a column and its bootstrap draws (None without draws)."""
+        i = index[label]
+        if column in point:
+            return float(point[column][i]), (boot[column][:, i] if boot else None)
+        return float(means[column][i]), (drawn[column][:, i] if drawn else None)
+
+    result["claims"] = claims(result, found, layout, benchmarks, table, draws, seed, series)
+    return result
+
+
+def table_weights(table: dict, layout: Layout) -> dict[str, float] | None:
+    """The paper's WeightedAvg weights by our benchmark (None unless every column has one)."""
+    weights = table.get("weights") or {}
+    out = {b: weights.get(layout.paper_column.get(b)) for b in layout.benches}
+    if any(w is None for w in out.values()):
+        return None
+    total = sum(out.values())
+    return {b: float(w) / total for b, w in out.items()}
+
+
+def find_row(result: dict, key: list) -> dict | None:
+    return next((r for r in result["rows"] if r["key"] == key), None)
+
+
+def claims(
+    result: dict, found: list[Point], layout: Layout, benchmarks: dict, table: dict | None,
+    draws: int, seed: int, series,
+) -> list[dict]:  # fmt: skip
+    """One line per claim of the preset (`paper.table3.claims`), with its verdict on our data."""
+    out = []
+    for c in (table or {}).get("claims") or []:
+        kind = c.get("kind", "difference")
+        line = {"claim": c["text"], "kind": kind}
+        if kind == "difference":
+            line.update(difference_claim(result, c, series))
+        elif kind == "alpha_beta":
+            line.update(alpha_beta_claim(benchmarks))
+        elif kind == "sequential":
+            line.update(sequential_claim(found, layout, draws, seed))
+        else:
+            line.update({"verdict": "not measured", "detail": f"unknown claim kind {kind!r}"})
+        out.append(line)
+    return out
+
+
+def difference_claim(result: dict, c: dict, series) -> dict:
+    """`row` minus `minus` (a row key, or `best_mixture`) on `column` (a benchmark, Average or
+    WeightedAvg) is > 0 (`test: greater`) or >= 0 (`test: no_worse`), with its paired interval."""
+    column = c.get("column", AVERAGE)
+    row = find_row(result, list(c["row"]))
+    if c.get("minus") == "best_mixture":
+        other = next((r for r in result["rows"] if r["label"] == result["best_mixture"]), None)
+    else:
+        other = find_row(result, list(c["minus"]))
+    if not row or not other or column not in row["cells"]:
+        return {"verdict": "not measured", "detail": "its rows are not in the study"}
+    (a, a_draws), (b, b_draws) = series(row["label"], column), series(other["label"], column)
+    estimate = a - b
+    ci = percentile_interval(a_draws - b_draws) if a_draws is not None else (estimate, estimate)
+    return {
+        "ours": estimate,
+        "ci": list(ci),
+        "paper": c.get("paper"),
+        "rows": [row["label"], other["label"]],
+        "column": column,
+        "verdict": claim_verdict(estimate, ci, c.get("test", "no_worse")),
+    }
+
+
+def alpha_beta_claim(benchmarks: dict) -> dict:
+    """alpha > beta on every dataset, from the Table 4 fits (alpha - beta's bootstrap interval,
+    else +-1.96 standard errors, covariance ignored)."""
+    parts, verdicts = [], []
+    for bench, b in benchmarks.items():
+        fit = (b.get("fits") or {}).get("q")
+        if not fit:
+            continue
+        diff = fit["alpha"] - fit["beta"]
+        if fit.get("diff_ci"):
+            ci = tuple(fit["diff_ci"])
+        else:
+            half = 1.96 * float(np.hypot(fit["se_alpha"], fit["se_beta"]))
+            ci = (diff - half, diff + half)
+        verdicts.append(claim_verdict(diff, ci, "greater"))
+        parts.append(f"{bench}: α−β = {diff:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}] ({verdicts[-1]})")
+    if not verdicts:
+        return {"verdict": "not measured", "detail": "no Table 4 fit"}
+    overall = ("contradicts" if "contradicts" in verdicts else
+               "matches" if all(v == "matches" for v in verdicts) else "inconclusive")  # fmt: skip
+    return {"verdict": overall, "detail": "; ".join(parts)}
+
+
+def sequential_claim(found: list[Point], layout: Layout, draws: int, seed: int) -> dict:
+    """Sequential aggregation (several rounds of one mode) no worse than one-shot aggregation of
+    the same proposals by the same aggregator, per benchmark (paired)."""
+    parts, verdicts = [], []
+    for b in layout.benches:
+        mine = [p for p in found if p.benchmark == b and p.kind == "self" and not p.selects]
+        for one in (p for p in mine if p.rounds == 1):
+            for seq in mine:
+                if (seq is one or len(seq.modes) != 1 or seq.modes == one.modes
+                        or (seq.mix, seq.aggregator) != (one.mix, one.aggregator)):  # fmt: skip
+                    continue
+                items = sorted(set(seq.per_item) & set(one.per_item))
+                x = np.array([seq.per_item[i]["t"] for i in items])
+                y = np.array([one.per_item[i]["t"] for i in items])
+                d = paired_difference(x, y, draws, seed)
+                verdicts.append(claim_verdict(d.difference, d.ci, "no_worse"))
+                parts.append(f"{b}: {seq.label} − {one.label} = {d.difference:+.1f} "
+                             f"[{d.ci[0]:+.1f}, {d.ci[1]:+.1f}] ({verdicts[-1]})")  # fmt: skip
+    if not verdicts:
+        return {
+            "verdict": "not measured",
+            "detail": "no sequential row beside a one-shot row of the same proposals",
+        }
+    overall = ("contradicts" if "contradicts" in verdicts else
+               "matches" if all(v == "matches" for v in verdicts) else "inconclusive")  # fmt: skip
+    return {"verdict": overall, "detail": "; ".join(parts)}
+
+
+def fmt(x: float | None, signed: bool = False, digits: int = 2) -> str:
+    if x is None or x != x:
+        return "–"
+    return f"{x + 0.0:+.{digits}f}" if signed else f"{x + 0.0:.{digits}f}"
+
+
+def cell_text(row: dict, name: str, signed: bool = False) -> str:
+    cell = row["cells"].get(name)
+    if cell is None:
+        return "–"
+    lo, hi = cell["ci"]
+    text = f"{fmt(cell['value'], signed)} [{fmt(lo, signed)}, {fmt(hi, signed)}]"
+    paper = (row.get("paper") or {}).get(name)
+    if paper is not None:
+        text += f" · paper {fmt(paper, signed)}"
+        v = (row.get("verdicts") or {}).get(name)
+        if v:
+            text += f" ({v})"
+    return text
+
+
+def section(t: dict) -> list[str]:
+    """The markdown of the Table 3 layout (report.md)."""
+    names = [*t["benchmarks"], AVERAGE] + ([WEIGHTED] if t["weights"] else [])
+    has_diff = any(DIFF in r["cells"] for r in t["rows"])
+    head = ["configuration", "group", *names] + (["Diff to best mixture"] if has_diff else [])
+    lines = [
+        f"## {t['title']}",
+        "",
+        "Scores in percent (or the benchmark's scale). Each cell: ours [95% interval] · the "
+        "paper's value (its verdict: matches = inside our interval, above, below). Intervals: "
+        f"{t['draws']} joint bootstrap draws of each benchmark's items, shared by every row, so "
+        "differences are paired. Average: the plain mean of the benchmark columns"
+        + (
+            "; WeightedAvg: the paper's weights ("
+            + ", ".join(f"{b} {w:.4f}" for b, w in t["weights"].items())
+            + ")"
+            if t["weights"]
+            else ""
+        )
+        + ". Items per benchmark (every row scored on them): "
+        + ", ".join(f"{b} {n}" for b, n in t["items"].items())
+        + ".",
+        "",
+        "TaskBest (the best model alone) per task: "
+        + ", ".join(f"{b} → {m}" for b, m in t["taskbest"].items())
+        + (
+            f"; best mixture (highest Average): `{t['best_mixture']}`."
+            if t["best_mixture"]
+            else "; no mixture in the study."
+        ),  # fmt: skip
+    ]
+    if t["paper_columns"]:
+        lines[-1] += (
+            " Paper columns: "
+            + ", ".join(f"{b} = {c}" for b, c in t["paper_columns"].items())
+            + "."
+        )
+    if t["paper_columns"] and not t["compare"]:
+        lines += ["", "The published numbers are not set beside these (other models: the "
+                  "layout and the paper's weights only)."]  # fmt: skip
+    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in t["rows"]:
+        cells = [f"`{r['label']}`", r["group"], *(cell_text(r, n) for n in names)]
+        if has_diff:
+            cells.append(cell_text(r, DIFF, signed=True))
+        lines.append("| " + " | ".join(cells) + " |")
+    resolved = [r for r in t["rows"] if r["group"] == "TaskBest"]
+    if resolved:
+        lines += [""] + [
+            f"{r['label']}: " + ", ".join(f"{b} `{label}`" for b, label in r["sources"].items())
+            for r in resolved
+        ]
+    verdicts = Counter(v for r in t["rows"] for v in (r.get("verdicts") or {}).values() if v)
+    if verdicts:
+        lines += ["", "Published cells against our intervals: "
+                  + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())) + "."]  # fmt: skip
+    if t["best_mixture"]:
+        lines += ["", f"### Paired differences to the best mixture (`{t['best_mixture']}`), "
+                  "per benchmark", "",
+                  "Difference in points [95% paired bootstrap interval]; wins/losses: items "
+                  "where the row scores higher/lower; p: exact McNemar (0/1 scores).", "",
+                  "| configuration | " + " | ".join(t["benchmarks"]) + " |",
+                  "|---|" + "---|" * len(t["benchmarks"])]  # fmt: skip
+        for r in t["rows"]:
+            if not r["vs_best_mixture"]:
+                continue
+            parts = []
+            for b in t["benchmarks"]:
+                d = r["vs_best_mixture"][b]
+                text = (f"{fmt(d['difference'], True, 1)} [{fmt(d['ci'][0], True, 1)}, "
+                        f"{fmt(d['ci'][1], True, 1)}] {d['wins']}/{d['losses']}")  # fmt: skip
+                if d["p_mcnemar"] is not None:
+                    text += f" p={d['p_mcnemar']:.2g}"
+                parts.append(text)
+            lines.append(f"| `{r['label']}` | " + " | ".join(parts) + " |")
+    if t["claims"]:
+        lines += ["", "### The paper's claims", ""]
+        for c in t["claims"]:
+            text = f"- {c['claim']}: **{c['verdict']}**"
+            if "ours" in c:
+                text += (f" (ours {fmt(c['ours'], True)} [{fmt(c['ci'][0], True)}, "
+                         f"{fmt(c['ci'][1], True)}]")  # fmt: skip
+                text += (f"; paper {fmt(c['paper'], True)})" if c.get("paper") is not None
+                         else ")")  # fmt: skip
+            if c.get("detail"):
+                text += f": {c['detail']}"
+            lines.append(text)
+    return lines + [""]
