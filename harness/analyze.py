@@ -23,11 +23,15 @@ every value computed per record (an item, or an item's turn), averaged per item,
             counting as one more (the column is left out when no proposal has an answer).
 Then, per benchmark, the regression t = alpha*q + beta*d + gamma (harness.analysis.regression)
 over the configurations of the methods in --methods that have the most common number of
-proposals (the Vendi score ranges over 1..k, so points with other k are not comparable), the same
-fit with each quality measure (Table 5: R^2 per measure and K), Self-MoA (one proposer model)
-against Mixed-MoA, t against k for Self-MoA and Self-MoA-Seq, and every configuration's t against
-generated tokens and calls with the Pareto front. Items without a score are left out and
-counted; a configuration with no scored item is dropped from the fit with a warning.
+proposals (the Vendi score ranges over 1..k, so points with other k are not comparable) and the
+most common aggregator (two aggregators of the same proposals share q and d; --all-aggregators
+keeps all), the same fit with each quality measure (Table 5: R^2 per measure and K), Self-MoA
+(one proposer model) against Mixed-MoA, t against k for Self-MoA and Self-MoA-Seq, and every
+configuration's t against generated tokens and calls with the Pareto front. Over several
+benchmarks, Table 3's layout (harness.analysis.paper): Average, WeightedAvg, TaskBest rows,
+paired differences to the best mixture, and the preset's published numbers and claims beside.
+Items without a score are left out and counted; a configuration with no scored item is dropped
+from the fit with a warning.
 
 Writes, in the analysed directory: report.md, analysis.json, qd_<benchmark>.png,
 self_vs_mixed.png, k_<benchmark>.png, cost_<benchmark>.png; mirrors the tables, native charts
@@ -61,6 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         help="'minilm' (offline, PyPI) or a sentence-transformers id/folder",
     )
     parser.add_argument(
+        "--long-texts",
+        default="chunk",
+        choices=["chunk", "truncate"],
+        help="a proposal longer than the embedder's window: embedded whole in windows, averaged "
+        "(chunk), or cut by the model (truncate)",
+    )
+    parser.add_argument(
         "--device", default=None, help="embedding device (cpu, cuda); default: automatic"
     )
     parser.add_argument(
@@ -77,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--all-k", action="store_true", help="fit over every k, not only the most common"
     )
+    parser.add_argument(
+        "--all-aggregators",
+        action="store_true",
+        help="fit over every aggregator, not only the most common (two aggregators of the same "
+        "proposals share q and d: each proposal set then counts twice)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--wandb-mode", default="offline", choices=["offline", "online", "disabled"]
@@ -87,9 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.bootstrap < 0:
         parser.error(f"--bootstrap must be >= 0 (got {args.bootstrap})")
     try:
-        embedder = Embedder(args.embedding_model, args.cache_dir, args.device)
+        embedder = Embedder(args.embedding_model, args.cache_dir, args.device, args.long_texts)
         methods = [m for m in args.methods.split(",") if m]
-        results = analyze(args.path, embedder, methods, args.all_k, args.bootstrap, args.seed)
+        results = analyze(
+            args.path, embedder, methods, args.all_k, args.bootstrap, args.seed,
+            args.all_aggregators,
+        )  # fmt: skip
         if not (args.no_wandb or args.wandb_mode == "disabled"):
             mirror(args.path, results, args.wandb_mode)
     except (AnalysisError, QualityError) as e:

@@ -37,9 +37,14 @@ def test_k_norm_weighs_models_by_multiplicity_and_moves_towards_the_best_with_k(
     assert values == sorted(values) and values[-1] < 80
 
 
-def test_centered_norm_penalises_spread_and_reaches_the_weaker_model_for_an_even_pair():
+def test_centered_norm_is_the_mean_at_k1_and_penalises_spread_more_with_k():
     even = {"i": 3, "d": 3}
-    assert centered_norm({"i": 80.0, "d": 20.0}, even, 1) == pytest.approx(20.0)
+    # K = 1: the plain (weighted) mean, as the paper's Table 5 K = 1 column
+    assert centered_norm({"i": 80.0, "d": 20.0}, even, 1) == pytest.approx(50.0)
+    assert centered_norm({"i": 80.0, "d": 20.0}, {"i": 2, "d": 4}, 1) == pytest.approx(40.0)
+    # an even pair: distances 30 and 30, so mean - (1 - 1/K) * 30, towards the weaker member
+    assert centered_norm({"i": 80.0, "d": 20.0}, even, 2) == pytest.approx(35.0)
+    assert centered_norm({"i": 80.0, "d": 20.0}, even, 4) == pytest.approx(27.5)
     assert centered_norm({"i": 50.0, "d": 50.0}, even, 2) == pytest.approx(50.0)
     assert centered_norm({"i": 60.0, "d": 40.0}, even, 2) < 50.0
     assert math.isnan(k_norm({"i": float("nan")}, {"i": 6}, 2))
@@ -70,7 +75,8 @@ def test_report_has_table5_every_quality_measure_and_the_compute_matched_table(t
     mix = bench["configurations"]["mixed_moa(qqqsss)"]
     assert mix["mix"] == {"strong": 3, "weak": 3}
     assert mix["knorm1"] == pytest.approx(mix["q"])
-    assert mix["centered1"] < mix["knorm1"] < mix["knorm4"]
+    assert mix["centered1"] == pytest.approx(mix["knorm1"])  # K = 1: the mean
+    assert mix["centered2"] < mix["knorm1"] < mix["knorm4"]
     report = (run / "report.md").read_text()
     assert "| quality measure | K = 1 | K = 2 | K = 3 | K = 4 |" in report
     assert "| Centered-1/K-Norm (our construction) |" in report
@@ -180,3 +186,20 @@ def test_golden_records_of_every_method_are_read_through_the_schema(tmp_path):
     seq = bench["configurations"]["self_moa_seq(k=5)"]
     assert (seq["calls"], seq["k"]) == (7.0, 5)
     assert {r["label"] for r in bench["compute_matched"]} == set(bench["configurations"])
+
+
+def test_the_fit_takes_one_aggregator_unless_asked_and_the_report_states_n(tmp_path):
+    records = study_records()
+    final = {"model": "other-aggregator", "mode": "layers", "layer": 1, "text": "x",
+             "prompt_tokens": 1, "generated_tokens": 1, "finish_reason": "stop"}  # fmt: skip
+    again = [{**r, "configuration": r["configuration"] + " agg2", "aggregation": final,
+              "rounds": [final]} for r in records]  # fmt: skip
+    run = write_run(tmp_path / "run", records + again)
+    one = analyze(run, FakeEmbedder(tmp_path / "c"), METHODS, False, draws=0, seed=0)
+    bench = one["benchmarks"]["gsm8k"]
+    assert bench["fits"]["q"]["n"] == 28  # the same proposals under a second aggregator: once
+    assert bench["fit_aggregators"] == ["None"]
+    assert "N = 28 configurations" in (run / "report.md").read_text()
+    assert "`--all-aggregators` keeps every one" in (run / "report.md").read_text()
+    every = analyze(run, FakeEmbedder(tmp_path / "c"), METHODS, False, 0, 0, all_aggregators=True)
+    assert every["benchmarks"]["gsm8k"]["fits"]["q"]["n"] == 56

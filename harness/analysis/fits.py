@@ -20,9 +20,22 @@ from harness.analysis.regression import Fit, FitError, fit, with_bootstrap
 log = logging.getLogger(__name__)
 
 
-def regression_set(found: list[Point], methods: list[str], all_k: bool) -> list[Point]:
-    """The points of `methods` with proposals and (unless all_k) the most common k."""
+def regression_set(
+    found: list[Point], methods: list[str], all_k: bool, all_aggregators: bool = False
+) -> list[Point]:
+    """The points of `methods` with proposals, (unless all_k) of the most common k and (unless
+    all_aggregators) of the most common aggregator: two aggregators of the same proposals share
+    (q, d), so fitting both counts each proposal set twice."""
     chosen = [p for p in found if p.method in methods and p.kind != "none"]
+    if chosen and not all_aggregators:
+        aggregator = Counter(p.aggregator for p in chosen).most_common(1)[0][0]
+        dropped = [p.label for p in chosen if p.aggregator != aggregator]
+        if dropped:
+            log.info(
+                "regression over the configurations aggregated by %s (one aggregator per fit); "
+                "left out: %s", aggregator, dropped,
+            )  # fmt: skip
+        chosen = [p for p in chosen if p.aggregator == aggregator]
     if chosen and not all_k:
         k = Counter(p.k for p in chosen).most_common(1)[0][0]
         dropped = [p.label for p in chosen if p.k != k]

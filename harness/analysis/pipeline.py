@@ -42,15 +42,16 @@ def describe(p: Point, in_fit: bool) -> dict:
 
 def analyze_benchmark(
     bench: str, mine: list[Point], metric: str, methods: list[str], all_k: bool,
-    draws: int, seed: int, path: Path,
+    draws: int, seed: int, path: Path, all_aggregators: bool = False,
 ) -> tuple[dict, list[Path]]:  # fmt: skip
-    chosen, dropped = fittable(regression_set(mine, methods, all_k))
+    chosen, dropped = fittable(regression_set(mine, methods, all_k, all_aggregators))
     fitted = {id(p) for p in chosen}
     images = []
     out: dict = {
         "metric": f"{bench}/{metric}",
         "configurations": {p.label: describe(p, id(p) in fitted) for p in mine},
         "dropped_from_fit": dropped,
+        "fit_aggregators": sorted({str(p.aggregator) for p in chosen}),
     }
     try:
         fits, refused = fit_benchmark(chosen, draws, seed)
@@ -81,26 +82,33 @@ def analyze_benchmark(
 
 
 def analyze(
-    path: Path, embedder: Embedder, methods: list[str], all_k: bool, draws: int, seed: int
-) -> dict:
+    path: Path, embedder: Embedder, methods: list[str], all_k: bool, draws: int, seed: int,
+    all_aggregators: bool = False,
+) -> dict:  # fmt: skip
     """Measure, fit, plot and write report.md + analysis.json into `path`; returns the results."""
     runs = [load_run(p) for p in find_runs(path)]
     found = points(runs, embedder)
-    print(f"embeddings: found {embedder.found}, computed {embedder.computed}")
+    print(f"embeddings: found {embedder.found}, computed {embedder.computed}"
+          + (f" ({embedder.chunked} long texts embedded whole, in windows)"
+             if embedder.chunked else ""))  # fmt: skip
     results: dict = {
         "path": str(path),
         "runs": [str(r.path) for r in runs],
         "embedding_model": embedder.model,
+        "long_texts": embedder.long_texts,
         "logger": runs[0].logger,
         "methods": methods,
         "all_k": all_k,
+        "all_aggregators": all_aggregators,
         "benchmarks": {},
     }
     images: list[Path] = []
     for bench in sorted({p.benchmark for p in found}):
         metric = next(r.metric for r in runs if r.benchmark == bench)
         mine = [p for p in found if p.benchmark == bench]
-        out, more = analyze_benchmark(bench, mine, metric, methods, all_k, draws, seed, path)
+        out, more = analyze_benchmark(
+            bench, mine, metric, methods, all_k, draws, seed, path, all_aggregators
+        )
         results["benchmarks"][bench] = out
         images += more
     bars = {b: o["self_vs_mixed"]["bars"] for b, o in results["benchmarks"].items()

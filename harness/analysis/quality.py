@@ -7,10 +7,13 @@ Three families, each for K = 1..4 (K = 1 is the plain mean for the first two):
             w_m its multiplicity in the mixture (iimmdd: w_i = w_m = w_d = 2);
             knorm_K = (sum_m w_m Q_m^K / sum_m w_m)^(1/K). This is our reading of the paper's
             K-Norm (its formula was not recovered): a mixture's quality from its members'.
-  centered_K  Centered-1/K-Norm: qbar - (sum_m w_m |Q_m - qbar|^(1/K) / sum_m w_m)^K, with
-            qbar = knorm_1: the mean quality minus the power mean of order 1/K of the members'
-            distances from it, so a mixture with a weak member scores below its mean. Our own
-            construction from the name (centered on the mean, order 1/K); not the paper's text.
+  centered_K  Centered-1/K-Norm: qbar - (1 - 1/K) (sum_m w_m |Q_m - qbar|^(1/K) / sum_m w_m)^K,
+            qbar = knorm_1: the mean quality minus a share (1 - 1/K) of the power mean of
+            order 1/K of the members' distances from it, so a mixture with a weak member scores
+            below its mean, more so as K grows (an even pair tends to its weaker member). At
+            K = 1 it is the plain mean, as the paper's Table 5 has it (its K = 1 column is
+            Table 4's R^2). Our own construction from the name (centered on the mean, order
+            1/K); the paper's formula was not recovered.
 For one proposer model (Self-MoA) knorm_K = centered_K = that model's quality.
 """
 
@@ -32,7 +35,8 @@ FAMILIES = {  # Table 5 rows: family -> (name in the report, formula)
     ),
     "centered": (
         "Centered-1/K-Norm (our construction)",
-        "centered_K = q̄ − (Σ_m w_m |Q_m − q̄|^(1/K) / Σ_m w_m)^K, q̄ = knorm_1",
+        "centered_K = q̄ − (1 − 1/K)·(Σ_m w_m |Q_m − q̄|^(1/K) / Σ_m w_m)^K, q̄ = knorm_1 "
+        "(the mean at K = 1)",
     ),
 }
 
@@ -69,14 +73,15 @@ def k_norm(qualities: dict[str, float], weights: dict[str, float], k: int) -> fl
 
 
 def centered_norm(qualities: dict[str, float], weights: dict[str, float], k: int) -> float:
-    """Centered-1/K-Norm: the weighted mean minus the order-1/K power mean of the distances."""
+    """Centered-1/K-Norm: the weighted mean minus (1 - 1/K) times the order-1/K power mean of
+    the members' distances from it (the plain mean at K = 1)."""
     models = [m for m in qualities if qualities[m] == qualities[m] and weights.get(m, 0) > 0]
     if not models:
         return float("nan")
     q = np.array([qualities[m] for m in models])
     w = np.array([weights[m] for m in models], dtype=float)
     mean = float(np.sum(w * q) / np.sum(w))
-    return mean - power_mean(np.abs(q - mean), 1 / k, w)
+    return mean - (1 - 1 / k) * power_mean(np.abs(q - mean), 1 / k, w)
 
 
 def model_measures(qualities: dict[str, float], weights: dict[str, float]) -> dict[str, float]:

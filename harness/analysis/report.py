@@ -110,7 +110,12 @@ def header(results: dict) -> list[str]:
         "# Quality versus diversity",
         "",
         f"Analysed: `{results['path']}` ({len(results['runs'])} run directories). "
-        f"Embedding model: `{results['embedding_model']}`. Written by `python -m harness.analyze`.",
+        f"Embedding model: `{results['embedding_model']}`"
+        + {
+            "chunk": " (a proposal over its window embedded whole: windows averaged)",
+            "truncate": " (a proposal over its window cut to its opening)",
+        }.get(results.get("long_texts", ""), "")
+        + ". Written by `python -m harness.analyze`.",
         "",
         "t: the ensemble's final score; q: mean proposal score; d: Vendi score of the proposals' "
         "sentence embeddings (cosine); n-gram Vendi over word 1-2-grams; distinct answers among "
@@ -140,7 +145,13 @@ def report(results: dict) -> str:
         if "fits" in b:
             f = b["fits"]["q"]
             fit = Fit(**{**f, "diff_ci": tuple(f["diff_ci"]) if f["diff_ci"] else None})
-            out += ["### Regression (Table 4 layout)", "", table4({bench: fit}), ""]
+            aggs = ", ".join(f"`{a}`" for a in b.get("fit_aggregators", []))
+            out += ["### Regression (Table 4 layout)", "", table4({bench: fit}), "",
+                    f"N = {fit.n} configurations (the paper: about 70 per dataset), aggregated "
+                    f"by {aggs}"
+                    + ("" if results.get("all_aggregators") else
+                       " (one aggregator per fit: `--all-aggregators` keeps every one)")
+                    + ".", ""]  # fmt: skip
             out += ["### R² per quality measure (Table 5 layout)", "",
                     table5(b["fits"], b.get("fit_refused", {})), ""]  # fmt: skip
         else:
