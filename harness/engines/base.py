@@ -24,6 +24,7 @@ PROMPT_TOO_LONG = "prompt_too_long"
 KINDS = {
     "vllm": "harness.engines.vllm:VllmEngine",
     "openai": "harness.engines.openai:OpenAIEngine",
+    "replay": "harness.engines.replay:ReplayEngine",
 }
 
 

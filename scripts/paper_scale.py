@@ -1,0 +1,318 @@
+"""The harness's own cost on the full Table 3 study, with the replay engine (no model, no GPU).
+
+Runs `experiment=paper_table3` (MMLU-Redux, CRUXEval, MATH-500; 21 configurations each) through
+the real core, `harness.run.study` once per benchmark as the multirun does, with `engine=replay`
+(harness.engines.replay: instant texts of realistic length and answer form) and the local data,
+then the analysis (`harness.analyze`: Vendi embeddings, fits, plots, W&B offline). Then a warm
+rerun of the three studies (every generation served from the store) and the analysis alone
+(embeddings cached). Prints, per phase: wall seconds, peak RSS of this process so far (the
+harness's own, no model), store size on disk, and microseconds of harness time per generation;
+then the GPU generation time projected for the same generated tokens at --rate tokens/s and the
+ratio of harness time to it. Phases are timed by wrapping the core's own functions (no copy of
+the pipeline): store start-up, each stage's store traffic (stage wall minus engine time),
+scoring per benchmark, summary metrics, records, W&B, analysis.
+
+Usage:
+    python scripts/paper_scale.py                         # every item (~6,600), ~270k generations
+    python scripts/paper_scale.py --fraction 0.1          # 10% of each benchmark's items
+    python scripts/paper_scale.py --fraction 0.02 --out /tmp/ps --rate 10000 --json figures.json
+Growth: run two fractions and divide (the note in issue 21 does). --keep leaves the store and run
+directories in --out (default: a fresh temporary directory, removed at the end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import math
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BENCHMARKS = ("mmlu_redux", "cruxeval", "math500")
+
+
+def rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def disk_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+class Clock:
+    """Seconds per phase, accumulated by wrappers around the core's functions (`NOW` is the
+    clock of the pass being measured; the wrappers are installed once)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, int] = defaultdict(int)
+        self.rss: dict[str, float] = {}
+        self.active: list[str] = []
+        self.engine_s = 0.0  # the replay engine's own time (what a GPU would spend)
+
+    def add(self, label: str, seconds: float) -> None:
+        self.seconds[label] += seconds
+        self.counts[label] += 1
+        self.rss[label] = rss_gib()
+
+
+NOW = Clock()
+INSTALLED = False
+
+
+def wrap(owner, name: str, label: str) -> None:
+    """Time `owner.name` into phase `label` of the current clock (nested calls: the outer)."""
+    original = getattr(owner, name)
+    if getattr(original, "_paper_scale", False):
+        return
+
+    @functools.wraps(original)
+    def timed(*args, **kwargs):
+        clock = NOW
+        if clock.active:  # nested: the outer phase keeps the time
+            return original(*args, **kwargs)
+        clock.active.append(label)
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            clock.add(label, time.perf_counter() - start)
+            clock.active.pop()
+
+    timed._paper_scale = True  # type: ignore[attr-defined]
+    setattr(owner, name, timed)
+
+
+def instrument() -> None:
+    """Wrap the core's phases (classes and module attributes the study path calls), once."""
+    global INSTALLED
+    if INSTALLED:
+        return
+    INSTALLED = True
+    import harness.run as run_mod
+    from harness import benchmarks
+    from harness.generate import Generator
+    from harness.rundir import RunDir
+    from harness.store import Store
+    from harness.tracking import WandbTracker
+
+    current = {"bench": "?"}
+
+    wrap(Store, "__init__", "store start-up (read every shard)")
+
+    original_stage = Generator.stage
+
+    @functools.wraps(original_stage)
+    def stage(self, stage_name, model, requests):
+        before = len(self.stages)
+        start = time.perf_counter()
+        out = original_stage(self, stage_name, model, requests)
+        wall = time.perf_counter() - start
+        engine = sum(s.gen_s + s.load_s for s in self.stages[before:])
+        kind = stage_name.split("-")[0]
+        NOW.add(f"{current['bench']}: {kind} stage store traffic", wall - engine)
+        NOW.engine_s += engine
+        return out
+
+    Generator.stage = stage  # type: ignore[method-assign]
+
+    original_get = benchmarks.get
+
+    def get(cfg):
+        bench = original_get(cfg)
+        current["bench"] = bench.name
+        wrap(bench, "load", "planning (load items, configurations)")
+        wrap(bench, "score", f"{bench.name}: scoring")
+        wrap(bench, "extract_answer", f"{bench.name}: scoring")
+        return bench
+
+    run_mod.benchmarks.get = get  # harness.run calls benchmarks.get(...)
+    wrap(run_mod, "configurations", "planning (load items, configurations)")
+    wrap(run_mod, "planned_generations", "planning (load items, configurations)")
+    wrap(run_mod, "summarize", "summary metrics")
+    wrap(RunDir, "write_records", "records (records.jsonl)")
+    wrap(run_mod, "make_tracker", "W&B offline (init, tables, finish)")
+    for name in ("log_summary", "log_results", "log_items", "finish"):
+        wrap(WandbTracker, name, "W&B offline (init, tables, finish)")
+
+
+def full_counts(data_dir: str) -> dict[str, int]:
+    from harness import benchmarks
+    from harness.config import BenchmarkConfig
+
+    return {
+        b: len(benchmarks.get(BenchmarkConfig(name=b, data_dir=data_dir, limit=None)).load())
+        for b in BENCHMARKS
+    }
+
+
+@contextlib.contextmanager
+def quiet(log: Path):
+    """The core's printed tables and reports go to `log` (appended), not to the console."""
+    with log.open("a") as f, contextlib.redirect_stdout(f):
+        yield
+
+
+def studies(limits: dict[str, int], out: Path, sweep: Path) -> list[dict]:
+    """The three studies of experiment=paper_table3, one `harness.run.study` each."""
+    import harness.run as run_mod
+    from harness.config import compose
+    from harness.plan import checked_run
+
+    metrics = []
+    for i, bench in enumerate(BENCHMARKS):
+        cfg = compose(
+            "experiment=paper_table3",
+            "engine=replay",
+            f"benchmark={bench}",
+            f"benchmark.limit={limits[bench]}",
+            "logger.mode=offline",
+            f"store_dir={out / 'store'}",
+        )
+        run = checked_run(cfg, str(sweep / f"{i}_benchmark={bench}"))
+        metrics.append(run_mod.study(run))
+    return metrics
+
+
+def analysis(sweep: Path, cache: Path) -> None:
+    from harness import analyze
+
+    code = analyze.main([str(sweep), "--cache-dir", str(cache), "--bootstrap", "200"])
+    if code != 0:
+        raise SystemExit(f"analysis failed with exit status {code}")
+
+
+def table(rows: list[tuple], header: tuple) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)  # noqa: E731
+                               for i, (c, w) in enumerate(zip(r, widths, strict=True)))  # fmt: skip
+    return "\n".join([line(header), line(tuple("-" * w for w in widths)), *map(line, rows)])
+
+
+def measure(args, out: Path, limits: dict[str, int], warm: bool) -> dict:
+    """One pass of the three studies (cold or warm) and then the analysis."""
+    global NOW
+    NOW = clock = Clock()
+    instrument()
+    sweep = out / ("sweep_warm" if warm else "sweep_cold")
+    start = time.perf_counter()
+    with quiet(out / "study.log"):
+        metrics = studies(limits, out, sweep)
+    study_s = time.perf_counter() - start
+    stage_phases = sum(v for k, v in clock.seconds.items())
+    clock.add("other study work (jobs, aggregation prompts, records in memory)",
+              study_s - stage_phases - clock.engine_s)  # fmt: skip
+    start = time.perf_counter()
+    with quiet(out / "analysis.log"):
+        analysis(sweep, out / "embeddings")
+    clock.add("analysis (embeddings, fits, plots, W&B)", time.perf_counter() - start)
+    generations = sum(st["made"] + st["found"] for m in metrics for st in m["stages"])
+    tokens = sum(st["generated_tokens"] for m in metrics for st in m["stages"])
+    return {
+        "phases": dict(clock.seconds),
+        "rss": dict(clock.rss),
+        "study_s": study_s,
+        "engine_s": clock.engine_s,
+        "generations": generations,
+        "made": sum(st["made"] for m in metrics for st in m["stages"]),
+        "generated_tokens": tokens,
+        "items": {m["benchmark"]: m["items"] for m in metrics},
+        "records": sum(len(m["configurations"]) * m["items"] for m in metrics),
+        "store_bytes": disk_bytes(out / "store"),
+        "peak_rss_gib": rss_gib(),
+    }
+
+
+def report(name: str, r: dict, rate: float, tokens: int) -> str:
+    gens = max(r["generations"], 1)
+    harness_s = sum(r["phases"].values())
+    rows = [
+        (phase, f"{s:.2f}", f"{r['rss'].get(phase, 0):.2f}", f"{s / gens * 1e6:.0f}")
+        for phase, s in sorted(r["phases"].items(), key=lambda kv: -kv[1])
+    ]
+    rows.append(("TOTAL harness", f"{harness_s:.2f}", f"{r['peak_rss_gib']:.2f}",
+                 f"{harness_s / gens * 1e6:.0f}"))  # fmt: skip
+    gpu_s = tokens / rate
+    projection = (
+        f"\nprojected GPU generation for {tokens} tokens at {rate:g} tokens/s: {gpu_s:.0f} s; "
+        f"harness/GPU = {harness_s / gpu_s:.1%}"
+        if gpu_s
+        else ""
+    )
+    return (
+        f"\n== {name}: {r['items']} items, {r['records']} records, {r['generations']} "
+        f"generations ({r['made']} made), {r['generated_tokens']} tokens generated now; "
+        f"replay engine {r['engine_s']:.1f} s; store {r['store_bytes'] / 2**20:.1f} MiB on disk\n"
+        + table(rows, ("phase", "wall s", "peak RSS GiB", "us/generation"))
+        + projection
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fraction", type=float, default=1.0, help="of each benchmark's items")
+    parser.add_argument("--rate", type=float, default=10000.0, help="GPU tokens/s to project")
+    parser.add_argument("--out", type=Path, default=None, help="working directory (kept)")
+    parser.add_argument("--data-dir", default=os.environ.get("HARNESS_DATA_DIR"))
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here too")
+    parser.add_argument("--no-warm", action="store_true", help="skip the warm rerun")
+    args = parser.parse_args(argv)
+    if not 0 < args.fraction <= 1:
+        print(f"--fraction must be in (0, 1] (got {args.fraction})", file=sys.stderr)
+        return 2
+    if args.rate <= 0:
+        print(f"--rate must be > 0 (got {args.rate})", file=sys.stderr)
+        return 2
+    out = args.out or Path(tempfile.mkdtemp(prefix="paper_scale-"))
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "store").exists():
+        print(f"{out} holds a store from an earlier run; give an empty --out", file=sys.stderr)
+        return 2
+    os.environ["HARNESS_RUNS_DIR"] = str(out / "runs")
+    os.environ.setdefault("HARNESS_CACHE_DIR", str(Path.home() / ".cache" / "harness"))
+    os.environ["WANDB_DIR"] = str(out / "wandb")
+    os.environ["WANDB_SILENT"] = "true"
+    from harness.config import compose, to_run_config
+
+    data_dir = args.data_dir or to_run_config(compose()).paths.data
+    if data_dir is None:
+        print("no local benchmark data (../shared/data or HARNESS_DATA_DIR)", file=sys.stderr)
+        return 2
+    os.environ["HARNESS_DATA_DIR"] = str(data_dir)
+    counts = full_counts(str(data_dir))
+    limits = {b: max(1, math.ceil(n * args.fraction)) for b, n in counts.items()}
+    print(f"items: {limits} of {counts} (fraction {args.fraction:g}); working in {out}")
+    figures = {"fraction": args.fraction, "rate": args.rate, "limits": limits}
+    cold = measure(args, out, limits, warm=False)
+    tokens = cold["generated_tokens"]
+    figures["cold"] = cold
+    print(report("cold run (everything generated by the replay engine)", cold, args.rate, tokens))
+    if not args.no_warm:
+        warm = measure(args, out, limits, warm=True)
+        figures["warm"] = warm
+        print(report("warm rerun (everything from the store)", warm, args.rate, tokens))
+        start = time.perf_counter()
+        with quiet(out / "analysis.log"):
+            analysis(out / "sweep_warm", out / "embeddings")
+        figures["analysis_alone_s"] = time.perf_counter() - start
+        print(f"\nanalysis alone (embeddings cached): {figures['analysis_alone_s']:.1f} s")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    if args.out is None:
+        shutil.rmtree(out, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
