@@ -23,6 +23,7 @@ import json
 import os
 import secrets
 import socket
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -86,19 +87,24 @@ class RunDir:
         self._atomic("config.yaml", OmegaConf.to_yaml(OmegaConf.structured(run)))
 
     def write_records(self, records: list[Record]) -> None:
-        self._atomic("records.jsonl", "".join(json.dumps(r.to_json()) + "\n" for r in records))
+        # streamed line by line: a paper-size study's records are over a GiB as one string
+        self._atomic("records.jsonl", (json.dumps(r.to_json()) + "\n" for r in records))
 
     def write_metrics(self, metrics: dict) -> None:
         self._atomic("metrics.json", json.dumps(metrics, indent=2) + "\n")
 
-    def _atomic(self, name: str, text: str) -> None:
-        """Write `name` through a temporary file and a rename; no temporary file survives."""
+    def _atomic(self, name: str, text: str | Iterable[str]) -> None:
+        """Write `name` (a text, or its pieces in order) through a temporary file and a
+        rename; no temporary file survives."""
         tmp = self.path / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         fd = None
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
+                if isinstance(text, str):
+                    f.write(text)
+                else:
+                    f.writelines(text)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path / name)

@@ -24,11 +24,19 @@ Grader = Callable[[Job, str], dict]
 
 
 def grader(bench: Benchmark) -> Grader:
-    """Exact scoring: the extracted answer and its score."""
+    """Exact scoring: the extracted answer and its score, once per (item, text).
+
+    A proposal is shared by every configuration that uses it (Table 3: one sample, 18 records),
+    and extraction and scoring are pure, so each distinct text of an item is graded once.
+    """
+    graded: dict[tuple[str, int, str], dict] = {}
 
     def grade(job: Job, text: str) -> dict:
-        answer = bench.extract_answer(text)
-        return {"answer": answer, "score": bench.score(job.item, answer)}
+        key = (job.item.id, job.item.turn, text)
+        if key not in graded:
+            answer = bench.extract_answer(text)
+            graded[key] = {"answer": answer, "score": bench.score(job.item, answer)}
+        return dict(graded[key])
 
     return grade
 

@@ -75,17 +75,33 @@ def checksum(line: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
+def _field_rules() -> list[tuple[str, bool, tuple[type, ...], str]]:
+    """(name, required, allowed types, declared type) of each Generation field."""
+    return [
+        (
+            f.name,
+            f.default is MISSING and f.default_factory is MISSING,
+            tuple(t for name in str(f.type).split("|") for t in _TYPES.get(name.strip(), ())),
+            str(f.type),
+        )
+        for f in fields(Generation)
+    ]
+
+
+_RULES = _field_rules()  # computed once: a large store checks every line against them
+_NAMES = frozenset(name for name, *_ in _RULES)
+
+
 def type_problem(line: dict) -> str | None:
     """Why `line` cannot be a Generation (a field missing or of the wrong type), else None."""
-    for f in fields(Generation):
-        if f.name not in line:
-            if f.default is MISSING and f.default_factory is MISSING:
-                return f"'{f.name}' is missing"
+    for name, required, allowed, declared in _RULES:
+        if name not in line:
+            if required:
+                return f"'{name}' is missing"
             continue
-        value = line[f.name]
-        allowed = tuple(t for name in str(f.type).split("|") for t in _TYPES.get(name.strip(), ()))
-        if allowed and (isinstance(value, bool) or not isinstance(value, allowed)):
-            return f"'{f.name}' is not of type {f.type}"
+        value = line[name]
+        if allowed and (type(value) is bool or not isinstance(value, allowed)):
+            return f"'{name}' is not of type {declared}"
     if not line["key"]:
         return "'key' is empty"
     return None
@@ -231,7 +247,9 @@ class Store:
             self.torn += 1
             log.warning("store: skipping torn record %s (checksum mismatch)", where)
             return
-        self._keep(Generation.from_json(line), (_written(line), path.name, lineno))
+        # type_problem checked every field: build the Generation without from_json's lookups
+        record = Generation(**{k: v for k, v in line.items() if k in _NAMES})
+        self._keep(record, (_written(line), path.name, lineno))
 
     def _keep(self, record: Generation, order: tuple[float, str, int]) -> None:
         """Hold `record` unless an earlier written line holds its key; warn on different texts."""

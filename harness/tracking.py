@@ -15,7 +15,9 @@ records, metrics, log, plots) is logged as an artifact and its plots as images.
 The dashboard of a run: `results` (one row per configuration: score, CI, proposal and oracle
 scores, calls, tokens, seconds; `reference` marks the single-model rows), native charts drawn
 from it (`charts/score`: bar of score per configuration, the reference rows included;
-`charts/score_vs_tokens`: scatter of score against generated tokens), `items`, the summary.
+`charts/score_vs_tokens`: scatter of score against generated tokens), `items` (every record of
+a study up to ITEM_TABLE_ROWS rows; above that, every configuration on a fixed sample of items,
+`items_table/rows` of `items_table/of` in the summary; records.jsonl has all), the summary.
 Runs carry `job_type` (study, agreement, analysis, sweep), tags and notes; a sweep point's name
 ends with its swept overrides (harness.multirun). Read an offline run back with W&B's own reader:
 `wandb leet inspect --summary --json <run_dir>/wandb/offline-run-*` (scripts/wandb_offline.py
@@ -28,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -56,6 +59,20 @@ ITEM_COLUMNS = [
 
 
 JOB_TYPES = ("study", "agreement", "analysis", "sweep")
+# The `items` table holds at most this many rows: a paper-size study has ~100,000 records per
+# benchmark (each with six proposals), which W&B would hold in memory and upload as one file.
+ITEM_TABLE_ROWS = 5000
+
+
+def items_sample(records: list[Record], limit: int = ITEM_TABLE_ROWS) -> list[Record]:
+    """All records when they fit in `limit`, else every configuration's records of the same
+    items: the items whose sha256(item id) is smallest, as many as fit (at least one)."""
+    if len(records) <= limit:
+        return records
+    items = sorted({r.item_id for r in records}, key=lambda i: hashlib.sha256(i.encode()).digest())
+    per_item = max(1, math.ceil(len(records) / len(items)))
+    chosen = set(items[: max(1, limit // per_item)])
+    return [r for r in records if r.item_id in chosen]
 
 
 def results_rows(summary: dict[str, dict], benchmark: str, metric: str = "acc") -> list[dict]:
@@ -230,8 +247,17 @@ class WandbTracker(NullTracker):
         self.run.log({"results": table} | result_charts(self.wandb, table, f"{benchmark}/{metric}"))
 
     def log_items(self, records: list[Record]) -> None:
+        shown = items_sample(records)
+        if len(shown) < len(records):
+            log.info(
+                "W&B items table: %d of %d rows (every configuration on a fixed sample of items; "
+                "records.jsonl has them all)",
+                len(shown),
+                len(records),
+            )
+        self.run.summary.update({"items_table/rows": len(shown), "items_table/of": len(records)})
         table = self.wandb.Table(columns=ITEM_COLUMNS)
-        for r in records:
+        for r in shown:
             proposals = "\n\n".join(f"[{p.sample_index}] {p.text}" for p in r.proposals)
             table.add_data(
                 *[proposals if c == "proposals" else getattr(r, c) for c in ITEM_COLUMNS]

@@ -46,6 +46,13 @@ def rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def cpu_s() -> float:
+    """CPU seconds of this process and its finished children (sandbox runs): on a shared
+    machine the wall time depends on the neighbours, the CPU time much less."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def disk_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
@@ -56,13 +63,15 @@ class Clock:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
+        self.cpu: dict[str, float] = defaultdict(float)  # this process's and its children's
         self.counts: dict[str, int] = defaultdict(int)
         self.rss: dict[str, float] = {}
         self.active: list[str] = []
         self.engine_s = 0.0  # the replay engine's own time (what a GPU would spend)
 
-    def add(self, label: str, seconds: float) -> None:
+    def add(self, label: str, seconds: float, cpu: float = 0.0) -> None:
         self.seconds[label] += seconds
+        self.cpu[label] += cpu
         self.counts[label] += 1
         self.rss[label] = rss_gib()
 
@@ -83,11 +92,11 @@ def wrap(owner, name: str, label: str) -> None:
         if clock.active:  # nested: the outer phase keeps the time
             return original(*args, **kwargs)
         clock.active.append(label)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_s()
         try:
             return original(*args, **kwargs)
         finally:
-            clock.add(label, time.perf_counter() - start)
+            clock.add(label, time.perf_counter() - start, cpu_s() - cpu)
             clock.active.pop()
 
     timed._paper_scale = True  # type: ignore[attr-defined]
@@ -116,12 +125,13 @@ def instrument() -> None:
     @functools.wraps(original_stage)
     def stage(self, stage_name, model, requests):
         before = len(self.stages)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_s()
         out = original_stage(self, stage_name, model, requests)
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, cpu_s() - cpu
         engine = sum(s.gen_s + s.load_s for s in self.stages[before:])
         kind = stage_name.split("-")[0]
-        NOW.add(f"{current['bench']}: {kind} stage store traffic", wall - engine)
+        label = f"{current['bench']}: {kind} stage store traffic"
+        NOW.add(label, wall - engine, max(0.0, cpu - engine))
         NOW.engine_s += engine
         return out
 
@@ -206,21 +216,25 @@ def measure(args, out: Path, limits: dict[str, int], warm: bool) -> dict:
     NOW = clock = Clock()
     instrument()
     sweep = out / ("sweep_warm" if warm else "sweep_cold")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_s()
     with quiet(out / "study.log"):
         metrics = studies(limits, out, sweep)
-    study_s = time.perf_counter() - start
-    stage_phases = sum(v for k, v in clock.seconds.items())
-    clock.add("other study work (jobs, aggregation prompts, records in memory)",
-              study_s - stage_phases - clock.engine_s)  # fmt: skip
-    start = time.perf_counter()
+    study_s, study_cpu = time.perf_counter() - start, cpu_s() - cpu
+    clock.add(
+        "other study work (jobs, aggregation prompts, records in memory)",
+        study_s - sum(clock.seconds.values()) - clock.engine_s,
+        study_cpu - sum(clock.cpu.values()) - clock.engine_s,
+    )
+    start, cpu = time.perf_counter(), cpu_s()
     with quiet(out / "analysis.log"):
         analysis(sweep, out / "embeddings")
-    clock.add("analysis (embeddings, fits, plots, W&B)", time.perf_counter() - start)
+    label = "analysis (embeddings, fits, plots, W&B)"
+    clock.add(label, time.perf_counter() - start, cpu_s() - cpu)
     generations = sum(st["made"] + st["found"] for m in metrics for st in m["stages"])
     tokens = sum(st["generated_tokens"] for m in metrics for st in m["stages"])
     return {
         "phases": dict(clock.seconds),
+        "cpu": dict(clock.cpu),
         "rss": dict(clock.rss),
         "study_s": study_s,
         "engine_s": clock.engine_s,
@@ -236,17 +250,18 @@ def measure(args, out: Path, limits: dict[str, int], warm: bool) -> dict:
 
 def report(name: str, r: dict, rate: float, tokens: int) -> str:
     gens = max(r["generations"], 1)
-    harness_s = sum(r["phases"].values())
+    harness_s, harness_cpu = sum(r["phases"].values()), sum(r["cpu"].values())
     rows = [
-        (phase, f"{s:.2f}", f"{r['rss'].get(phase, 0):.2f}", f"{s / gens * 1e6:.0f}")
+        (phase, f"{s:.2f}", f"{r['cpu'].get(phase, 0):.2f}", f"{r['rss'].get(phase, 0):.2f}",
+         f"{s / gens * 1e6:.0f}")
         for phase, s in sorted(r["phases"].items(), key=lambda kv: -kv[1])
-    ]
-    rows.append(("TOTAL harness", f"{harness_s:.2f}", f"{r['peak_rss_gib']:.2f}",
-                 f"{harness_s / gens * 1e6:.0f}"))  # fmt: skip
+    ]  # fmt: skip
+    rows.append(("TOTAL harness", f"{harness_s:.2f}", f"{harness_cpu:.2f}",
+                 f"{r['peak_rss_gib']:.2f}", f"{harness_s / gens * 1e6:.0f}"))  # fmt: skip
     gpu_s = tokens / rate
     projection = (
         f"\nprojected GPU generation for {tokens} tokens at {rate:g} tokens/s: {gpu_s:.0f} s; "
-        f"harness/GPU = {harness_s / gpu_s:.1%}"
+        f"harness/GPU = {harness_s / gpu_s:.1%} (wall), {harness_cpu / gpu_s:.1%} (cpu)"
         if gpu_s
         else ""
     )
@@ -254,7 +269,7 @@ def report(name: str, r: dict, rate: float, tokens: int) -> str:
         f"\n== {name}: {r['items']} items, {r['records']} records, {r['generations']} "
         f"generations ({r['made']} made), {r['generated_tokens']} tokens generated now; "
         f"replay engine {r['engine_s']:.1f} s; store {r['store_bytes'] / 2**20:.1f} MiB on disk\n"
-        + table(rows, ("phase", "wall s", "peak RSS GiB", "us/generation"))
+        + table(rows, ("phase", "wall s", "cpu s", "peak RSS GiB", "us/generation (wall)"))
         + projection
     )
 
@@ -302,11 +317,15 @@ def main(argv: list[str] | None = None) -> int:
         warm = measure(args, out, limits, warm=True)
         figures["warm"] = warm
         print(report("warm rerun (everything from the store)", warm, args.rate, tokens))
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_s()
         with quiet(out / "analysis.log"):
             analysis(out / "sweep_warm", out / "embeddings")
         figures["analysis_alone_s"] = time.perf_counter() - start
-        print(f"\nanalysis alone (embeddings cached): {figures['analysis_alone_s']:.1f} s")
+        figures["analysis_alone_cpu_s"] = cpu_s() - cpu
+        print(
+            f"\nanalysis alone (embeddings cached): {figures['analysis_alone_s']:.1f} s wall, "
+            f"{figures['analysis_alone_cpu_s']:.1f} s cpu"
+        )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     if args.out is None:

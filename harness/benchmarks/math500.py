@@ -28,6 +28,7 @@ Scoring wraps both sides in `$...$` and compares them with `math-verify`, so `\\
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 
@@ -104,6 +105,7 @@ def _as_math(expr: str) -> str:
     return expr if expr.startswith("$") else f"${expr}$"
 
 
+@functools.lru_cache(maxsize=1 << 16)  # pure; a study grades the same answers many times
 def is_equivalent(reference: str, answer: str | None) -> bool:
     if answer is None or not answer.strip():
         return False
