@@ -96,7 +96,7 @@ CASES: list[tuple[list[str], int, str]] = [
     (["sweep=nope"], 1, r"Could not find 'sweep/nope'"),
     # names inside a group that pass composition
     (["benchmark.name=nope"], 2, r"benchmark.name='nope'; allowed: .*gsm8k"),
-    (["engine.kind=nope"], 2, r"engine.kind='nope'; allowed: openai, vllm"),
+    (["engine.kind=nope"], 2, r"engine.kind='nope'; allowed: openai, replay, vllm"),
     (["method.aggregator=nope"], 2, r"method.aggregator='nope': unknown model 'nope'; available"),
     (["method.model=nope"], 2, r"method.model='nope': unknown model 'nope'"),
     (["model.gguf=nope"], 2, r"model.gguf='nope' is not a known GGUF model"),
