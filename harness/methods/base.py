@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from omegaconf import MISSING
 
+from harness.config import check_tokens
 from harness.engines.base import Conversation, Output, Sampling
 from harness.errors import ConfigError
 from harness.prompts import AGGREGATOR_PROMPTS, DEFAULT_PROMPT, aggregation_messages
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 CONTEXT_POLICIES = ("shorten", "drop_longest", "fail", "seq")
 MAX_K = 256  # proposals per item; more is a typo, not a study
 MAX_LAYERS = 8
-MAX_TOKENS = 131072
 MAX_CONTEXT_ACTIONS = 4  # then the item fails as prompt_too_long (the prompt alone is too long)
 SHORTENED = " [...shortened]"
 SEQ_WINDOW, SEQ_RESERVED = 6, 3  # Self-MoA-Seq windows of the `seq` context policy
@@ -170,6 +170,11 @@ class Method:
         """Every token cap of the method's generations (context checks, truncation warnings)."""
         return [TokenCap("max_tokens", self.knobs.max_tokens, "proposer", "propose")]
 
+    def proposer_spec(self, model: str, run_model: str, short: dict[str, str]) -> str:
+        """Who proposes, as the derived label shows it: nothing for the run's model, else the
+        model's letter (`short`: model name -> letter) or name."""
+        return "" if model == run_model else short.get(model, model)
+
     def label_parts(self, agg: str | None) -> list[str]:
         """The knobs shown in the derived label, after the proposer spec."""
         return [f"k={self.samples()}"] + ([f"agg={agg}"] if agg else [])
@@ -202,11 +207,6 @@ class Method:
     def over_budget(self, job: Job, out: Output, pending: list[Request]) -> None:
         """A prompt of this round exceeded the context: only aggregating methods get here."""
         job.error, job.done = out.message, True
-
-
-def check_tokens(value: int, key: str) -> None:
-    if not 1 <= value <= MAX_TOKENS:
-        raise ConfigError(f"{key} must be in [1, {MAX_TOKENS}] (got {value})")
 
 
 def shortened(texts: list[str], factor: float) -> list[str]:

@@ -48,5 +48,8 @@ class MixedMoA(SelfMoA):
     def proposers(self, model: str, letters: dict[str, str]) -> tuple[tuple[str, int], ...]:
         return tuple(Counter(letters[c] for c in self.knobs.mixture).items())
 
+    def proposer_spec(self, model: str, run_model: str, short: dict[str, str]) -> str:
+        return self.knobs.mixture
+
     def label_parts(self, agg: str | None) -> list[str]:
         return [p for p in super().label_parts(agg) if not p.startswith("k=")]
