@@ -214,7 +214,7 @@ def preset_row(row, key: str) -> dict:
         row = OmegaConf.to_container(row)
     if not isinstance(row, dict):
         raise ConfigError(
-            f"{key} must be a mapping of a method's knobs, e.g. {{name: self_moa, k: 4}} "
+            f"{key} must be a mapping of a method's knobs, e.g. {{name: <method>, k: 4}} "
             f"(got {row!r})"
         )
     row = dict(row)

@@ -37,8 +37,8 @@ from harness import benchmarks
 from harness.config import BenchmarkConfig, load_model_config
 from harness.engines import Sampling
 from harness.engines.factory import make_engine
+from harness.methods.prompts import aggregation_messages
 from harness.plan import checked_run, compose
-from harness.prompts import aggregation_messages
 
 
 class Core:
