@@ -14,7 +14,6 @@ resolvers and schemas it needs are registered by importing this module.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -26,7 +25,7 @@ from harness.config import CONF_DIR, ModelConfig, RunConfig, load_model_config, 
 from harness.config import to_run_config as schema_run_config
 from harness.engines.base import KINDS
 from harness.errors import ConfigError
-from harness.methods import Method, item_seed
+from harness.methods import Configuration, item_seed
 from harness.models import GGUF_MODELS
 
 __all__ = [
@@ -38,35 +37,6 @@ __all__ = [
     "item_seed",
     "planned_generations",
 ]
-
-
-@dataclass(frozen=True)
-class Configuration:
-    label: str  # unique within a run, e.g. "self_moa(k=4)"; derived from the knobs when unset
-    method: Method
-    proposers: tuple[tuple[str, int], ...]  # (model name, samples) in prompt order
-    aggregator: str | None  # model name; None for methods without an LLM aggregation
-
-    @property
-    def knobs(self):
-        return self.method.knobs
-
-    @property
-    def reference(self) -> bool:
-        """The reference line (the greedy baseline's method), marked as such in tables."""
-        return self.method.reference
-
-    @property
-    def mixture(self) -> tuple[str, ...]:
-        """The proposer multiset in prompt order: one model name per proposal."""
-        return tuple(model for model, n in self.proposers for _ in range(n))
-
-    @property
-    def stream(self) -> tuple[float, float, int]:
-        """(temperature, top_p, max_tokens) of its proposals: configurations sharing a model
-        and these share its samples (the proposal pool's key, with the model and prompt)."""
-        k = self.knobs
-        return (k.temperature, k.top_p, k.max_tokens)
 
 
 def configuration(knobs: methods.Knobs, run: RunConfig, key: str = "method") -> Configuration:

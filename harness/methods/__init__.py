@@ -18,7 +18,16 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from harness.errors import ConfigError
-from harness.methods.base import Job, Knobs, Method, Request, Step, TokenCap, item_seed
+from harness.methods.base import (
+    Configuration,
+    Job,
+    Knobs,
+    Method,
+    Request,
+    Step,
+    TokenCap,
+    item_seed,
+)
 from harness.methods.majority_vote import MajorityVote
 from harness.methods.mixed_moa import MixedMoA
 from harness.methods.rank_fuse import RankFuse
@@ -103,6 +112,7 @@ for _cls in REGISTRY.values():
 
 __all__ = [
     "REGISTRY",
+    "Configuration",
     "Job",
     "Knobs",
     "Method",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from omegaconf import MISSING
 
@@ -30,9 +30,6 @@ from harness.config import check_tokens
 from harness.engines.base import Conversation, Output, Sampling
 from harness.errors import ConfigError
 from harness.records import Proposal, Round
-
-if TYPE_CHECKING:
-    from harness.plan import Configuration
 
 MAX_K = 256  # proposals per item; more is a typo, not a study
 MAX_LAYERS = 8
@@ -110,6 +107,38 @@ def item_seed(base_seed: int, item_id: str) -> int:
     """A per-item sampling seed; vLLM uses seed + j for sample j, so items are spaced apart."""
     digest = hashlib.sha256(f"{base_seed}:{item_id}".encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x3FFFFFFF
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One method with its knobs, resolved against the run (by harness.plan): its structure
+    (who proposes, how many samples each, who aggregates, whether it is the reference line)."""
+
+    label: str  # unique within a run; derived from the knobs when unset (harness.plan)
+    method: Method
+    proposers: tuple[tuple[str, int], ...]  # (model name, samples) in prompt order
+    aggregator: str | None  # model name; None for methods without an LLM aggregation
+
+    @property
+    def knobs(self):
+        return self.method.knobs
+
+    @property
+    def reference(self) -> bool:
+        """The reference line (the greedy baseline's method), marked as such in tables."""
+        return self.method.reference
+
+    @property
+    def mixture(self) -> tuple[str, ...]:
+        """The proposer multiset in prompt order: one model name per proposal."""
+        return tuple(model for model, n in self.proposers for _ in range(n))
+
+    @property
+    def stream(self) -> tuple[float, float, int]:
+        """(temperature, top_p, max_tokens) of its proposals: configurations sharing a model
+        and these share its samples (the proposal pool's key, with the model and prompt)."""
+        k = self.knobs
+        return (k.temperature, k.top_p, k.max_tokens)
 
 
 @dataclass
