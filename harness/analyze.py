@@ -52,6 +52,7 @@ from harness.analysis.measure import AnalysisError
 from harness.analysis.mirror import mirror
 from harness.analysis.pipeline import analyze
 from harness.analysis.quality import QualityError
+from harness.methods import declaring
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--methods",
-        default="self_moa,mixed_moa",
-        help="methods whose configurations enter the regression",
+        default=",".join(declaring("in_regression")),
+        help="methods whose configurations enter the regression (default: %(default)s)",
     )
     parser.add_argument(
         "--all-k", action="store_true", help="fit over every k, not only the most common"

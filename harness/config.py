@@ -1,8 +1,10 @@
-"""Typed run configuration: the dataclasses behind the Hydra YAML in conf/, and their validation.
+"""Typed run configuration: the dataclasses behind the Hydra YAML in conf/ (a pure schema).
 
-The Hydra config is converted once, at the entry point, with `to_run_config`; nothing below
-`harness.run` sees a DictConfig. Every impossible value stops the run here, before any model
-loads, with a message that names the key and what is allowed.
+The Hydra config is converted once, at the entry point: `to_run_config` merges it onto these
+dataclasses and checks what the schema alone can tell (keys, ranges, allowed names).
+Everything that needs the harness's parts (method knobs, model collection, context checks)
+is checked by `harness.plan.checked_run`, which calls this first; nothing below the entry
+point sees a DictConfig. This module imports nothing of the harness but its leaves.
 """
 
 from __future__ import annotations
@@ -16,17 +18,14 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import harness.paths  # noqa: F401 - registers the resolvers of conf/paths/
-import harness.rundir  # noqa: F401 - registers ${run_tag:}, used in hydra.run.dir
-from harness import methods
-from harness.engines.base import KINDS
 from harness.errors import ConfigError
-from harness.methods.base import check_tokens
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 LOGGER_MODES = ("offline", "online", "disabled")
 MAX_LIMIT = 10**6  # items per benchmark
 PHASES = ("all", "propose")
 MAX_SEED = 2**32 - 1  # numpy's limit; vLLM seeds numpy, torch and random with it
+MAX_TOKENS = 131072  # a token cap beyond this is a typo
 
 
 @dataclass
@@ -97,7 +96,8 @@ class PathsConfig:
 @dataclass
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
-    # a method's typed knobs (harness.methods: one Knobs dataclass per method)
+    # a method's typed knobs (harness.methods: one Knobs dataclass per method), made typed by
+    # harness.plan.checked_run
     method: Any = MISSING
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
@@ -119,7 +119,8 @@ class RunConfig:
     # proposer), phase 1 of the two-phase SLURM pattern (slurm/README.md)
     phase: str = "all"
     phase_model: str | None = None
-    # Filled by `to_run_config`: every model the run needs, by name (proposer and aggregator).
+    # Filled by `harness.plan.checked_run`: every model the run needs, by name (proposer,
+    # aggregator, judge).
     models: dict[str, ModelConfig] = field(default_factory=dict)
 
 
@@ -140,17 +141,12 @@ def load_model_config(name: str, key: str | None = None) -> ModelConfig:
     return OmegaConf.to_object(merged)
 
 
-def compose(*overrides: str) -> DictConfig:
-    """The root config composed with command-line style overrides, outside `@hydra.main`."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides))
-
-
 def to_run_config(cfg: DictConfig, run_dir: str | None = None) -> RunConfig:
-    """Merge the composed Hydra config onto the dataclass schema, convert it, and validate it."""
+    """Merge the composed Hydra config onto the dataclass schema, convert it, check its values.
+
+    `method` and `configurations` stay as composed (a method's knobs or mappings of them): the
+    plan makes them typed (harness.plan.checked_run).
+    """
     check_keys(cfg)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(RunConfig), cfg)
@@ -160,30 +156,7 @@ def to_run_config(cfg: DictConfig, run_dir: str | None = None) -> RunConfig:
         raise ConfigError(f"bad config value at {key}: {e.msg if hasattr(e, 'msg') else e}") from e
     if run_dir is not None:
         run.run_dir = run_dir
-    run.method = methods.knobs_from(run.method, "method")
-    run.configurations = [
-        methods.knobs_from(preset_row(row, f"configurations[{i}]"), f"configurations[{i}]")
-        for i, row in enumerate(run.configurations)
-    ]
     validate(run)
-    run.models = {run.model.name: run.model}
-    for m, key in study_rows(run):
-        names = [
-            (m.model, f"{key}.model"),
-            (getattr(m, "aggregator", None), f"{key}.aggregator"),
-            (run.benchmark.judge, "benchmark.judge"),
-        ]
-        names += [(run.letters[c], f"letters.{c}") for c in getattr(m, "mixture", "")]
-        for name, where in names:
-            if name is not None and name not in run.models:
-                run.models[name] = load_model_config(name, where)
-                validate_model(run.models[name], f"conf/model/{name}.yaml")
-    check_context(run)
-    if run.phase_model is not None and run.phase_model not in run.models:
-        raise ConfigError(
-            f"phase_model={run.phase_model!r} is not a model of this study; "
-            f"its models: {', '.join(sorted(run.models))}"
-        )
     return run
 
 
@@ -210,23 +183,11 @@ def check_keys(cfg: DictConfig) -> None:
                 f"{key} is not a config key; {section or 'top-level'} keys: "
                 f"{', '.join(a for a in allowed if a != 'hydra')}"
             )
-    if OmegaConf.is_dict(cfg.get("method")):  # a typed knobs node drops keys it does not have
-        methods.knobs_from(OmegaConf.to_container(cfg.method, resolve=True), "method")
-
-
-def study_rows(run: RunConfig) -> list[tuple[Any, str]]:
-    """(knobs, config key) of each configuration: the study's rows, or `method`."""
-    rows = [(m, f"configurations[{i}]") for i, m in enumerate(run.configurations)]
-    return rows or [(run.method, "method")]
 
 
 def validate(run: RunConfig) -> None:
+    """The values the schema alone can check (a method's knobs are checked by the method)."""
     b = run.benchmark
-    for m, key in study_rows(run):
-        methods.make(m, key, run.letters)
-        for name, knob in ((m.model, "model"), (getattr(m, "aggregator", None), "aggregator")):
-            if name is not None:
-                load_model_config(name, f"{key}.{knob}")  # raises with the list of models
     if b.limit is not None and not 1 <= b.limit <= MAX_LIMIT:
         raise ConfigError(
             f"benchmark.limit must be in [1, {MAX_LIMIT}] or null for all items (got {b.limit})"
@@ -234,53 +195,17 @@ def validate(run: RunConfig) -> None:
     check_tokens(b.judge_max_tokens, "benchmark.judge_max_tokens")
     if not 0 <= run.seed <= MAX_SEED:
         raise ConfigError(f"seed must be in [0, {MAX_SEED}] (got {run.seed})")
-    if b.judge is not None:
-        load_model_config(b.judge, "benchmark.judge")
-    if run.engine.kind not in KINDS:  # fails here, not at the first stage
-        raise ConfigError(f"engine.kind={run.engine.kind!r}; allowed: {', '.join(sorted(KINDS))}")
     if run.logger.mode not in LOGGER_MODES:
         raise ConfigError(f"logger.mode={run.logger.mode!r}; allowed: {', '.join(LOGGER_MODES)}")
-    validate_model(run.model, "model")
     if run.phase not in PHASES:
         raise ConfigError(f"phase={run.phase!r}; allowed: {', '.join(PHASES)}")
     if run.phase_model is not None and run.phase != "propose":
         raise ConfigError("phase_model is only used with phase=propose")
 
 
-def context_limit(run: RunConfig, name: str) -> int | None:
-    """The model's context in tokens when the config sets it (engine or model max_model_len)."""
-    own = run.models[name].engine_kwargs
-    key = "engine_kwargs" if "max_model_len" in own else "engine.kwargs"
-    limit = {**run.engine.kwargs, **own}.get("max_model_len")
-    if limit is not None and (not isinstance(limit, int) or limit < 2):
-        raise ConfigError(
-            f"{key}.max_model_len (of {name}) must be an integer >= 2 (got {limit!r})"
-        )
-    return limit
-
-
-def check_context(run: RunConfig) -> None:
-    """Every token cap must leave room for a prompt in the context of the model it applies to."""
-    caps = []
-    for m, key in study_rows(run):
-        model = m.model or run.model.name
-        proposers = [run.letters[c] for c in getattr(m, "mixture", "")] or [model]
-        aggregator = getattr(m, "aggregator", None) or model
-        caps += [(f"{key}.max_tokens", m.max_tokens, name) for name in proposers]
-        for knob in ("aggregator_max_tokens", "rank_max_tokens"):
-            if hasattr(m, knob):
-                caps.append((f"{key}.{knob}", getattr(m, knob), aggregator))
-    if run.benchmark.judge is not None:
-        caps.append(
-            ("benchmark.judge_max_tokens", run.benchmark.judge_max_tokens, run.benchmark.judge)
-        )
-    for key, tokens, name in caps:
-        limit = context_limit(run, name)
-        if limit is not None and tokens >= limit:
-            raise ConfigError(
-                f"{key}={tokens} leaves no room for the prompt in the context of {name} "
-                f"(max_model_len={limit}); use fewer tokens"
-            )
+def check_tokens(value: int, key: str) -> None:
+    if not 1 <= value <= MAX_TOKENS:
+        raise ConfigError(f"{key} must be in [1, {MAX_TOKENS}] (got {value})")
 
 
 def preset_row(row, key: str) -> dict:
@@ -289,7 +214,7 @@ def preset_row(row, key: str) -> dict:
         row = OmegaConf.to_container(row)
     if not isinstance(row, dict):
         raise ConfigError(
-            f"{key} must be a mapping of a method's knobs, e.g. {{name: self_moa, k: 4}} "
+            f"{key} must be a mapping of a method's knobs, e.g. {{name: <method>, k: 4}} "
             f"(got {row!r})"
         )
     row = dict(row)
@@ -307,25 +232,6 @@ def preset_row(row, key: str) -> dict:
         if isinstance(entry, str) and entry.startswith("/method_schema/"):
             base.setdefault("name", entry.split("/")[2].split("@")[0])
     return {**base, **row}
-
-
-def validate_model(model: ModelConfig, key: str) -> None:
-    if (model.path is None) == (model.gguf is None):
-        raise ConfigError(f"{key}: set exactly one of {key}.path (hub id or folder) or {key}.gguf")
-    if model.gguf is not None:
-        from harness.models import GGUF_MODELS
-
-        if model.gguf not in GGUF_MODELS:
-            raise ConfigError(
-                f"{key}.gguf={model.gguf!r} is not a known GGUF model; "
-                f"allowed: {', '.join(sorted(GGUF_MODELS))}"
-            )
-    elif looks_local(model.path) and not Path(model.path).expanduser().is_dir():
-        raise ConfigError(f"{key}.path={model.path!r}: no such model folder")
-
-
-def looks_local(path: str) -> bool:
-    return path.startswith(("/", "./", "../", "~"))
 
 
 # The root config (conf/config.yaml) lists this schema first in its defaults, so every group is

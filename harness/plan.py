@@ -1,55 +1,46 @@
-"""Planning a study: its configurations, what each needs of each model, and the seeds.
+"""Planning a study: its configurations, the models they need, and every check before a model loads.
 
 A configuration is one method with its knobs, resolved against the run: which models propose
 (and how many samples of each), which model aggregates, and a unique label. A study runs its
-configurations on every item; with `baseline=true` the greedy `single` answer of every proposer
-model comes first, as the reference line.
+configurations on every item; with `baseline=true` the greedy answer of every proposer model
+(the method that declares itself the `reference`) comes first, as the reference line.
+
+`checked` is where a composed config becomes a study: the schema's conversion
+(harness.config), then the methods' knobs (each made once), the models the configurations name
+(collected once, from their structure), the token caps the methods declare against each
+model's context, the labels and the judge. `compose` composes conf/ outside `@hydra.main`; the
+resolvers and schemas it needs are registered by importing this module.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pathlib import Path
 
+from omegaconf import DictConfig, OmegaConf
+
+import harness.rundir  # noqa: F401 - registers ${run_tag:}, used in hydra.run.dir
 from harness import methods
 from harness.benchmarks import validate_judge
-from harness.config import RunConfig, to_run_config
+from harness.config import CONF_DIR, ModelConfig, RunConfig, load_model_config, preset_row
+from harness.config import to_run_config as schema_run_config
+from harness.engines.base import KINDS
 from harness.errors import ConfigError
-from harness.methods import Method, item_seed
+from harness.methods import Configuration, item_seed
+from harness.models import GGUF_MODELS
 
 __all__ = [
     "Configuration",
+    "checked",
     "checked_run",
+    "compose",
     "configurations",
     "item_seed",
     "planned_generations",
 ]
 
 
-@dataclass(frozen=True)
-class Configuration:
-    label: str  # unique within a run: "single", "self_moa(k=4)", "mixed_moa(qqqsss)", ...
-    method: Method
-    proposers: tuple[tuple[str, int], ...]  # (model name, samples) in prompt order
-    aggregator: str | None  # model name; None for methods without an LLM aggregation
-
-    @property
-    def knobs(self):
-        return self.method.knobs
-
-    @property
-    def reference(self) -> bool:
-        """The reference line (the greedy baseline's method), marked as such in tables."""
-        return self.method.reference
-
-    @property
-    def stream(self) -> tuple[float, float, int]:
-        """(temperature, top_p, max_tokens) of its proposals: configurations sharing a model
-        and these share its samples (the proposal pool's key, with the model and prompt)."""
-        k = self.knobs
-        return (k.temperature, k.top_p, k.max_tokens)
-
-
 def configuration(knobs: methods.Knobs, run: RunConfig, key: str = "method") -> Configuration:
+    """The configuration of one method's knobs: its method (made here), structure and label."""
     method = methods.make(knobs, key, run.letters)
     model = knobs.model or run.model.name
     short = {name: letter for letter, name in run.letters.items()}
@@ -57,19 +48,21 @@ def configuration(knobs: methods.Knobs, run: RunConfig, key: str = "method") -> 
     aggregator = method.aggregator(model)
     if knobs.label:
         return Configuration(knobs.label, method, proposers, aggregator)
-    spec = getattr(knobs, "mixture", None) or (
-        "" if model == run.model.name else short.get(model, model)
-    )
+    spec = method.proposer_spec(model, run.model.name, short)
     agg = short.get(aggregator, aggregator) if aggregator and aggregator != model else None
     parts = ([spec] if spec else []) + method.label_parts(agg)
     label = f"{knobs.name}({','.join(parts)})" if parts else knobs.name
     return Configuration(label, method, proposers, aggregator)
 
 
-def configurations(run: RunConfig) -> list[Configuration]:
-    """The run's configurations: `configurations` (a study) or `method`, after the baselines."""
-    rows = [(k, f"configurations[{i}]") for i, k in enumerate(run.configurations)]
-    confs = [configuration(k, run, key) for k, key in rows or [(run.method, "method")]]
+def rows(run: RunConfig) -> list[tuple[methods.Knobs, str]]:
+    """(knobs, config key) of each configuration the run asks for: its study's rows, or `method`."""
+    found = [(k, f"configurations[{i}]") for i, k in enumerate(run.configurations)]
+    return found or [(run.method, "method")]
+
+
+def with_baselines(confs: list[Configuration], run: RunConfig) -> list[Configuration]:
+    """The reference line of every proposer model first (with `baseline`), labels checked."""
     if run.baseline:
         models = dict.fromkeys(name for c in confs for name, _ in c.proposers)
         max_tokens = confs[0].knobs.max_tokens
@@ -82,14 +75,119 @@ def configurations(run: RunConfig) -> list[Configuration]:
     return confs
 
 
-def checked_run(cfg, run_dir: str | None = None) -> RunConfig:
-    """The typed run of a composed config, with every check that needs no model: knobs, model
-    names, labels, the judge."""
-    run = to_run_config(cfg, run_dir)
-    configurations(run)
-    rows = [methods.method_class(m.name) for m in run.configurations or [run.method]]
-    validate_judge(run.benchmark, [cls.name for cls in rows if cls.needs_answer])
-    return run
+def configurations(run: RunConfig) -> list[Configuration]:
+    """The run's configurations: `configurations` (a study) or `method`, after the baselines."""
+    return with_baselines([configuration(k, run, key) for k, key in rows(run)], run)
+
+
+# -- from a composed config to a checked study ---------------------------------------------------
+def compose(*overrides: str) -> DictConfig:
+    """The root config composed with command-line style overrides, outside `@hydra.main`."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides))
+
+
+def checked(cfg: DictConfig, run_dir: str | None = None) -> tuple[RunConfig, list[Configuration]]:
+    """The typed run of a composed config and its configurations, with every check that needs
+    no model: the schema, knobs, model names and folders, token caps against contexts, labels,
+    the judge. Fills `run.models` (every model the run needs, by name)."""
+    run = schema_run_config(cfg, run_dir)
+    method = cfg.get("method")  # a typed knobs node would drop a key it does not have: check it
+    raw = OmegaConf.to_container(method, resolve=True) if OmegaConf.is_dict(method) else run.method
+    run.method = methods.knobs_from(raw, "method")
+    run.configurations = [
+        methods.knobs_from(preset_row(row, f"configurations[{i}]"), f"configurations[{i}]")
+        for i, row in enumerate(run.configurations)
+    ]
+    if run.engine.kind not in KINDS:  # fails here, not at the first stage
+        raise ConfigError(f"engine.kind={run.engine.kind!r}; allowed: {', '.join(sorted(KINDS))}")
+    validate_model(run.model, "model")
+    planned = [(configuration(k, run, key), key) for k, key in rows(run)]
+    run.models = collect_models(run, planned)
+    check_context(run, planned)
+    if run.phase_model is not None and run.phase_model not in run.models:
+        raise ConfigError(
+            f"phase_model={run.phase_model!r} is not a model of this study; "
+            f"its models: {', '.join(sorted(run.models))}"
+        )
+    confs = with_baselines([c for c, _ in planned], run)
+    validate_judge(run.benchmark, [c.method.name for c, _ in planned if c.method.needs_answer])
+    return run, confs
+
+
+def checked_run(cfg: DictConfig, run_dir: str | None = None) -> RunConfig:
+    """`checked`'s typed run alone."""
+    return checked(cfg, run_dir)[0]
+
+
+def collect_models(run: RunConfig, planned: list[tuple[Configuration, str]]) -> dict:
+    """Every model of the run by name, from the configurations' structure: the run's model,
+    then per configuration its model, aggregator, the judge and its other proposers."""
+    found: dict[str, ModelConfig] = {run.model.name: run.model}
+    letter = {name: c for c, name in run.letters.items()}
+    for conf, key in planned:
+        model = conf.knobs.model or run.model.name
+        names = [(model, f"{key}.model"), (conf.aggregator, f"{key}.aggregator")]
+        names.append((run.benchmark.judge, "benchmark.judge"))
+        names += [(name, f"letters.{letter.get(name, name)}") for name, _ in conf.proposers]
+        for name, where in names:
+            if name is not None and name not in found:
+                found[name] = load_model_config(name, where)
+                validate_model(found[name], f"conf/model/{name}.yaml")
+    return found
+
+
+def validate_model(model: ModelConfig, key: str) -> None:
+    if (model.path is None) == (model.gguf is None):
+        raise ConfigError(f"{key}: set exactly one of {key}.path (hub id or folder) or {key}.gguf")
+    if model.gguf is not None:
+        if model.gguf not in GGUF_MODELS:
+            raise ConfigError(
+                f"{key}.gguf={model.gguf!r} is not a known GGUF model; "
+                f"allowed: {', '.join(sorted(GGUF_MODELS))}"
+            )
+    elif looks_local(model.path) and not Path(model.path).expanduser().is_dir():
+        raise ConfigError(f"{key}.path={model.path!r}: no such model folder")
+
+
+def looks_local(path: str) -> bool:
+    return path.startswith(("/", "./", "../", "~"))
+
+
+def context_limit(run: RunConfig, name: str) -> int | None:
+    """The model's context in tokens when the config sets it (engine or model max_model_len)."""
+    own = run.models[name].engine_kwargs
+    key = "engine_kwargs" if "max_model_len" in own else "engine.kwargs"
+    limit = {**run.engine.kwargs, **own}.get("max_model_len")
+    if limit is not None and (not isinstance(limit, int) or limit < 2):
+        raise ConfigError(
+            f"{key}.max_model_len (of {name}) must be an integer >= 2 (got {limit!r})"
+        )
+    return limit
+
+
+def check_context(run: RunConfig, planned: list[tuple[Configuration, str]]) -> None:
+    """Every token cap a method declares must leave room for a prompt in the context of the
+    model it caps (every proposer model, or the aggregator); so must the judge's."""
+    caps = []
+    for conf, key in planned:
+        for cap in conf.method.token_caps():
+            names = [m for m, _ in conf.proposers] if cap.model == "proposer" else [conf.aggregator]
+            caps += [(f"{key}.{cap.knob}", cap.tokens, name) for name in names]
+    if run.benchmark.judge is not None:
+        caps.append(
+            ("benchmark.judge_max_tokens", run.benchmark.judge_max_tokens, run.benchmark.judge)
+        )
+    for key, tokens, name in caps:
+        limit = context_limit(run, name)
+        if limit is not None and tokens >= limit:
+            raise ConfigError(
+                f"{key}={tokens} leaves no room for the prompt in the context of {name} "
+                f"(max_model_len={limit}); use fewer tokens"
+            )
 
 
 def planned_generations(confs: list[Configuration], items: int, turns: int = 1) -> dict[str, int]:

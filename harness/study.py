@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from harness.benchmarks import Benchmark, Item
 from harness.generate import Generator, Pool, conversation_key, fault_point
-from harness.methods import Job, Request
+from harness.methods import Job, Request, Step
 from harness.plan import Configuration
 from harness.records import Proposal, Record, Round
 from harness.score import grader, judged_grader, make_record
@@ -51,7 +51,7 @@ def execute(
 
 
 def start(job: Job, pool: Pool) -> None:
-    """Fill the job's proposals from the shared pool, then let its method set it up."""
+    """Fill the job's proposals from the shared pool, then ask its method for the first round."""
     fields = job.conf.stream
     for model, count in job.conf.proposers if not job.error else ():
         out, rate = pool[(model, fields, conversation_key(job.conversation))]
@@ -61,21 +61,21 @@ def start(job: Job, pool: Pool) -> None:
                 Proposal(model, j, c.text, out.prompt_tokens, c.tokens, c.finish_reason)
             )
             job.proposal_s.append(c.tokens * rate)
-    job.method.start(job)
+    if not job.error:
+        job.apply(job.method.start(job))
 
 
 def answer(jobs: list[Job], gen: Generator) -> list[Job]:
-    """Proposals, then aggregation rounds, until every job is done; returns `jobs`."""
+    """Proposals, then aggregation rounds, until no job asks for more; returns `jobs`."""
     pool = gen.propose(jobs)
     for job in jobs:
         start(job, pool)
     round_no = 0
-    while active := [job for job in jobs if not job.done]:
+    while active := [job for job in jobs if job.requests]:
         round_no += 1
-        pending = {id(job): job.method.requests(job) for job in active}
         by_model: dict[str, list[tuple[Job, int, Request]]] = {}
         for job in active:
-            for index, request in enumerate(pending[id(job)]):
+            for index, request in enumerate(job.requests):
                 by_model.setdefault(request.model, []).append((job, index, request))
         stage = "aggregate" if round_no == 1 else f"aggregate-{round_no}"
         inbox: dict[tuple[int, int], tuple] = {}
@@ -85,10 +85,7 @@ def answer(jobs: list[Job], gen: Generator) -> list[Job]:
             for (job, index, _), result in zip(entries, served, strict=True):
                 inbox[(id(job), index)] = result
         for job in active:
-            requests = pending[id(job)]
-            if not requests:
-                job.done = True
-                continue
+            requests = job.requests
             outputs = [inbox[(id(job), i)] for i in range(len(requests))]
             for request, (out, rate) in zip(requests, outputs, strict=True):
                 if out.completions:
@@ -96,8 +93,8 @@ def answer(jobs: list[Job], gen: Generator) -> list[Job]:
                     job.rounds.append(
                         Round(
                             request.model,
-                            job.mode,
-                            job.layer,
+                            request.mode,
+                            request.layer,
                             c.text,
                             out.prompt_tokens,
                             c.tokens,
@@ -106,10 +103,9 @@ def answer(jobs: list[Job], gen: Generator) -> list[Job]:
                     )
                     job.round_s.append(c.tokens * rate)
             if too_long := next((out for out, _ in outputs if out.too_long), None):
-                job.method.over_budget(job, too_long, requests)
-                continue
-            if failed := next((out for out, _ in outputs if out.error), None):
-                job.error, job.done = failed.message, True  # e.g. a served request that failed
-                continue
-            job.method.advance(job, [out.completions[0].text for out, _ in outputs])
+                job.apply(job.method.over_budget(job, too_long, requests))
+            elif failed := next((out for out, _ in outputs if out.error), None):
+                job.apply(Step(error=failed.message))  # e.g. a served request that failed
+            else:
+                job.apply(job.method.advance(job, [out.completions[0].text for out, _ in outputs]))
     return jobs

@@ -34,10 +34,11 @@ import time
 from pathlib import Path
 
 from harness import benchmarks
-from harness.config import BenchmarkConfig, compose, load_model_config, to_run_config
+from harness.config import BenchmarkConfig, load_model_config
 from harness.engines import Sampling
 from harness.engines.factory import make_engine
-from harness.prompts import aggregation_messages
+from harness.methods.prompts import aggregation_messages
+from harness.plan import checked_run, compose
 
 
 class Core:
@@ -292,7 +293,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     sides = args.sides.split(",")
 
-    run = to_run_config(
+    run = checked_run(
         compose(
             f"engine={args.engine}",
             f"model={args.model}",

@@ -33,11 +33,10 @@ export PYTHON
 models=$("$PYTHON" - "$@" <<'PY'
 import sys
 
-from harness.config import compose, to_run_config
-from harness.plan import configurations
+from harness.plan import checked, compose
 
-run = to_run_config(compose(*sys.argv[1:]))
-print(" ".join(sorted({m for c in configurations(run) for m, _ in c.proposers})))
+run, confs = checked(compose(*sys.argv[1:]))
+print(" ".join(sorted({m for c in confs for m, _ in c.proposers})))
 PY
 )
 read -r -a list <<<"$models"

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from harness.benchmarks.judge import PAIRWISE_REQUEST
-from harness.config import BenchmarkConfig, EngineConfig, compose
+from harness.config import BenchmarkConfig, EngineConfig
 from harness.engines import Completion, Output, Sampling, too_long
 from harness.generate import Generator, ModelSlot
+from harness.plan import compose
 from harness.records import Generation, Record
 from harness.study import execute
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness import benchmarks
-from harness.config import compose, to_run_config
 from harness.errors import ConfigError
+from harness.plan import checked_run, compose
 
 ROOT = Path(__file__).resolve().parent.parent
 # what the installed console script does (pyproject [project.scripts]), named `harness`
@@ -54,7 +54,7 @@ def test_tab_completion_installs_and_completes_overrides_after_the_subcommand():
 def test_paths_are_absolute_whatever_the_launch_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("HARNESS_STORE_DIR", raising=False)
-    run = to_run_config(compose())
+    run = checked_run(compose())
     assert run.paths.root == str(ROOT)
     assert run.store_dir == str(ROOT / "runs" / "store")
     for p in (run.paths.runs, run.paths.store, run.paths.cache):
@@ -65,11 +65,11 @@ def test_paths_are_absolute_whatever_the_launch_directory(tmp_path, monkeypatch)
 
 def test_relative_paths_are_taken_from_the_project_root(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    run = to_run_config(compose("paths.runs=elsewhere/runs"))
+    run = checked_run(compose("paths.runs=elsewhere/runs"))
     assert run.paths.runs == str(ROOT / "elsewhere" / "runs")
 
 
 def test_a_configured_data_dir_that_does_not_exist_fails_clearly_without_the_hub(tmp_path):
-    run = to_run_config(compose(f"paths.data={tmp_path / 'nope'}"))
+    run = checked_run(compose(f"paths.data={tmp_path / 'nope'}"))
     with pytest.raises(ConfigError, match=r"does not exist; set paths.data"):
         benchmarks.get(run.benchmark).load()

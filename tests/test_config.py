@@ -5,12 +5,13 @@ import sys
 
 import pytest
 
-from harness.config import ConfigError, RunConfig, options, to_run_config
+from harness.config import ConfigError, RunConfig, options
+from harness.plan import checked_run
 from tests.conftest import compose_config
 
 
 def test_default_config_is_the_default_study():
-    run = to_run_config(compose_config())
+    run = checked_run(compose_config())
     assert isinstance(run, RunConfig)
     assert run.method.name == "self_moa" and run.method.k == 4
     assert run.benchmark.name == "gsm8k" and run.benchmark.limit >= 20
@@ -21,17 +22,17 @@ def test_default_config_is_the_default_study():
 
 @pytest.mark.parametrize("experiment", options("experiment"))
 def test_every_experiment_preset_composes(experiment):
-    to_run_config(compose_config(f"experiment={experiment}"))
+    checked_run(compose_config(f"experiment={experiment}"))
 
 
 @pytest.mark.parametrize("model", options("model"))
 def test_every_model_config_is_valid(model):
-    run = to_run_config(compose_config(f"model={model}", "method=single"))
+    run = checked_run(compose_config(f"model={model}", "method=single"))
     assert run.model.name == model
 
 
 def test_aggregator_model_is_loaded_by_name():
-    run = to_run_config(
+    run = checked_run(
         compose_config(
             "model=smollm2-135m-instruct", "method.aggregator=qwen2.5-coder-0.5b-instruct"
         )
@@ -63,10 +64,10 @@ def test_aggregator_model_is_loaded_by_name():
 )
 def test_impossible_values_name_the_key(override, message):
     if message is None:  # a valid override in this list, as a control
-        to_run_config(compose_config(override))
+        checked_run(compose_config(override))
         return
     with pytest.raises(ConfigError, match=message):
-        to_run_config(compose_config(override))
+        checked_run(compose_config(override))
 
 
 @pytest.mark.parametrize(
@@ -81,11 +82,11 @@ def test_impossible_values_name_the_key(override, message):
 )
 def test_impossible_method_combinations(overrides, message):
     with pytest.raises(ConfigError, match=message):
-        to_run_config(compose_config(*overrides))
+        checked_run(compose_config(*overrides))
 
 
 def test_study_preset_loads_every_model_it_names():
-    run = to_run_config(compose_config("experiment=mixtures_cpu"))
+    run = checked_run(compose_config("experiment=mixtures_cpu"))
     assert len(run.configurations) >= 10
     assert set(run.models) == {
         "qwen2.5-coder-0.5b-instruct",
@@ -138,11 +139,11 @@ def test_a_knob_of_another_method_fails_while_composing(overrides, key):
 def test_study_rows_name_their_bad_knob(row, message):
     with pytest.raises(ConfigError, match=message):
         row = ", ".join(f"{k}: {v}" for k, v in row.items())
-        to_run_config(compose_config(f"configurations=[{{{row}}}]"))
+        checked_run(compose_config(f"configurations=[{{{row}}}]"))
 
 
 def test_study_row_can_start_from_a_method_preset():
-    run = to_run_config(compose_config("configurations=[{preset: usc, k: 3}]"))
+    run = checked_run(compose_config("configurations=[{preset: usc, k: 3}]"))
     (usc,) = run.configurations
     assert (usc.name, usc.k, usc.aggregator_max_tokens) == ("usc", 3, 64)
 
@@ -150,7 +151,7 @@ def test_study_row_can_start_from_a_method_preset():
 def test_missing_local_model_folder_is_an_error():
     cfg = compose_config("model=qwen2-7b-instruct", "model.path=/no/such/folder", "method=single")
     with pytest.raises(ConfigError, match="no such model folder"):
-        to_run_config(cfg)
+        checked_run(cfg)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -171,3 +172,13 @@ def test_cli_impossible_value_exits_2_before_loading_a_model():
     assert proc.returncode == 2
     assert "config error: method.k must be an integer in [1, 256] (got 0)" in proc.stderr
     assert "loading" not in proc.stderr
+
+
+def test_the_schema_imports_nothing_of_the_harness_above_its_leaves():
+    """harness.config is a pure schema: methods, engines and the plan import it, not the reverse."""
+    code = (
+        "import sys, harness.config; "
+        "print(sorted(m for m in sys.modules if m.startswith('harness.')))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "['harness.config', 'harness.errors', 'harness.paths']"

@@ -129,10 +129,10 @@ def test_metrics_json_is_the_source_of_the_results_table(study):
 
 def test_agreement_mirror_is_a_run_of_job_type_agreement(tmp_path, monkeypatch):
     from harness.agreement import mirror
-    from harness.config import compose, to_run_config
+    from harness.plan import checked_run, compose
 
     monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))
-    run = to_run_config(
+    run = checked_run(
         compose("benchmark=alpaca_eval", "benchmark.judge=smollm2-135m-instruct"), str(tmp_path)
     )
     run.logger.mode = "offline"

@@ -16,9 +16,9 @@ QUESTION = [{"role": "user", "content": "Name a colour of the sky."}]
 
 
 def cpu_engine_config():
-    from harness.config import to_run_config
+    from harness.plan import checked_run
 
-    return to_run_config(compose_config("model=smollm2-135m-instruct")).engine
+    return checked_run(compose_config("model=smollm2-135m-instruct")).engine
 
 
 @pytest.fixture(scope="module")

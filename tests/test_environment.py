@@ -4,9 +4,10 @@ import logging
 
 import pytest
 
-from harness.config import CONF_DIR, compose, to_run_config
+from harness.config import CONF_DIR
 from harness.environment import check_environment, progress_seconds
 from harness.errors import ConfigError, PathError
+from harness.plan import checked_run, compose
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def test_an_empty_store_dir_variable_is_unset_so_the_default_applies(env, value)
     env.setenv("HARNESS_STORE_DIR", value)
     cfg = compose()  # interpolations are resolved lazily: checking afterwards is in time
     assert check_environment() == {}
-    assert to_run_config(cfg).store_dir == str(CONF_DIR.parent / "runs" / "store")
+    assert checked_run(cfg).store_dir == str(CONF_DIR.parent / "runs" / "store")
 
 
 @pytest.mark.parametrize("name", ["HARNESS_DATA_DIR", "HARNESS_CACHE_DIR", "HARNESS_PROGRESS_S"])

@@ -154,10 +154,10 @@ def test_export_matches_the_shipped_reference_and_submissions_format(tmp_path):
     "judge", ["llama-3.3-70b-instruct", "qwen2.5-72b-instruct", "qwen2.5-32b-instruct"]
 )
 def test_open_judge_configs_compose_as_the_alpaca_eval_judge(judge):
-    from harness.config import to_run_config
+    from harness.plan import checked_run
     from tests.conftest import compose_config
 
-    run = to_run_config(compose_config("benchmark=alpaca_eval", f"benchmark.judge={judge}"))
+    run = checked_run(compose_config("benchmark=alpaca_eval", f"benchmark.judge={judge}"))
     assert run.benchmark.judge == judge
-    model = to_run_config(compose_config(f"model={judge}", "method=single")).model
+    model = checked_run(compose_config(f"model={judge}", "method=single")).model
     assert "/" in model.path and model.engine_kwargs["tensor_parallel_size"] >= 2

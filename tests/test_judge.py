@@ -206,20 +206,18 @@ def test_mt_bench_second_turn_continues_each_configurations_own_answer(judged_da
 
 
 def test_judged_benchmark_needs_a_judge_and_refuses_majority_vote(judged_data):
-    from harness.config import ConfigError, compose
-    from harness.plan import checked_run as to_run_config
+    from harness.config import ConfigError
+    from harness.plan import checked_run, compose
 
     with pytest.raises(ConfigError, match="set benchmark.judge"):
-        to_run_config(compose("benchmark=alpaca_eval", "benchmark.judge=null"))
+        checked_run(compose("benchmark=alpaca_eval", "benchmark.judge=null"))
     with pytest.raises(ConfigError, match="majority_vote needs extractable answers"):
-        to_run_config(
-            compose("benchmark=mt_bench", "method=majority_vote", "method.temperature=0.7")
-        )
+        checked_run(compose("benchmark=mt_bench", "method=majority_vote", "method.temperature=0.7"))
     with pytest.raises(ConfigError, match="unknown model 'nope'"):
-        to_run_config(compose("benchmark=mt_bench", "benchmark.judge=nope"))
+        checked_run(compose("benchmark=mt_bench", "benchmark.judge=nope"))
     with pytest.raises(ConfigError, match="only used by judged"):
-        to_run_config(compose("benchmark=gsm8k", "benchmark.judge=smollm2-135m-instruct"))
-    run = to_run_config(compose("benchmark=alpaca_eval"))
+        checked_run(compose("benchmark=gsm8k", "benchmark.judge=smollm2-135m-instruct"))
+    run = checked_run(compose("benchmark=alpaca_eval"))
     assert run.benchmark.judge in run.models
 
 

@@ -7,9 +7,9 @@ import pytest
 from harness.benchmarks import get
 from harness.config import ModelConfig, RunConfig
 from harness.methods import knobs, make
+from harness.methods.prompts import MOA_INSTRUCTION
 from harness.metrics import summarize, wilson
 from harness.plan import configurations, item_seed
-from harness.prompts import MOA_INSTRUCTION
 from harness.store import Store
 from tests.conftest import FakeEngine, fake_slot, run_execute, typed
 
@@ -285,7 +285,7 @@ def test_usc_picks_the_named_response_through_the_recorded_order(setup):
 
 
 def test_usc_unparseable_choice_falls_back_to_sample_zero_and_is_counted():
-    from harness.prompts import parse_usc_choice
+    from harness.methods.prompts import parse_usc_choice
 
     assert parse_usc_choice("The most consistent response is Response 3.", 4) == 3
     assert parse_usc_choice("I pick response #2 of them", 4) == 2
@@ -405,7 +405,7 @@ def test_planned_generations_count_shared_proposals_once_and_every_round():
 
 @pytest.mark.parametrize("prompt", ["moa", "critical"])
 def test_prompt_knob_chooses_the_aggregator_prompt(setup, prompt):
-    from harness.prompts import AGGREGATOR_PROMPTS
+    from harness.methods.prompts import AGGREGATOR_PROMPTS
 
     bench, items, calls, _, slot, store = setup
     method = knobs("self_moa", k=2, temperature=0.7, prompt=prompt)

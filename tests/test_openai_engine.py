@@ -291,12 +291,12 @@ def test_a_study_through_served_models_stores_scores_and_never_writes_the_key(
 ):
     """harness.run's study with every model served (the scripted server): records, metrics and
     store are written as with in-process models; the key appears nowhere."""
-    from harness.config import compose, to_run_config
+    from harness.plan import checked_run, compose
     from harness.run import study
 
     url = server(Script(key=KEY))
     monkeypatch.setenv("TEST_SERVE_KEY", KEY)
-    run = to_run_config(
+    run = checked_run(
         compose(
             "engine=openai",
             f"engine.kwargs.base_urls=[{url}]",

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.config import compose, options
-from harness.plan import checked_run, configurations
+from harness.config import options
+from harness.plan import checked_run, compose, configurations
 from tests.test_sweeps import hydra_compose
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-from harness.prompts import MOA_INSTRUCTION, aggregation_messages, numbered
+from harness.methods.prompts import MOA_INSTRUCTION, aggregation_messages, numbered
 
 
 def test_responses_are_numbered_from_one_in_given_order():
@@ -44,7 +44,7 @@ def test_response_whitespace_is_stripped_but_order_preserved():
 
 
 def test_usc_prompt_puts_question_responses_and_request_in_the_last_user_turn():
-    from harness.prompts import USC_INSTRUCTION, usc_messages
+    from harness.methods.prompts import USC_INSTRUCTION, usc_messages
 
     conv = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "2+2?"}]
     msgs = usc_messages(conv, ["4", "5"])
@@ -59,7 +59,7 @@ def test_critical_prompt_is_the_first_prompt_byte_for_byte():
     """Stored aggregations made with it before `method.prompt` existed keep their keys."""
     import hashlib
 
-    from harness.prompts import aggregator_system
+    from harness.methods.prompts import aggregator_system
 
     text = aggregator_system(["a", "b"], "critical")
     digest = "98bb5530d9dea3c28c966e02547c82d9e8a86d3653eadec79e8402dc45e4b47b"
@@ -67,7 +67,7 @@ def test_critical_prompt_is_the_first_prompt_byte_for_byte():
 
 
 def test_moa_prompt_has_the_moa_structure_without_extra_instructions():
-    from harness.prompts import AGGREGATOR_PROMPTS, DEFAULT_PROMPT, aggregator_system
+    from harness.methods.prompts import AGGREGATOR_PROMPTS, DEFAULT_PROMPT, aggregator_system
 
     assert DEFAULT_PROMPT == "moa" and set(AGGREGATOR_PROMPTS) == {"moa", "critical"}
     text = aggregator_system(["x", "y"], "moa")

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from harness.config import ConfigError, compose, options, to_run_config
+from harness.config import ConfigError, options
+from harness.plan import checked_run, compose
 from harness.tracking import run_files, run_id
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +32,7 @@ def test_every_sweep_preset_is_a_valid_multirun(preset):
 
     cfg = hydra_compose(f"sweep={preset}")
     assert cfg.hydra.mode == RunMode.MULTIRUN and cfg.hydra.sweeper.params
-    to_run_config(compose(f"sweep={preset}"))  # the preset's own values validate
+    checked_run(compose(f"sweep={preset}"))  # the preset's own values validate
 
 
 def test_k_scaling_sweeps_both_self_moa_methods_over_k():
@@ -56,12 +57,12 @@ def test_local_launcher_is_the_default():
 
 def test_phase_must_be_known_and_phase_model_in_the_study():
     with pytest.raises(ConfigError, match="phase='nope'; allowed: all, propose"):
-        to_run_config(compose("phase=nope"))
+        checked_run(compose("phase=nope"))
     with pytest.raises(ConfigError, match="phase_model is only used with phase=propose"):
-        to_run_config(compose("phase_model=smollm2-135m-instruct"))
+        checked_run(compose("phase_model=smollm2-135m-instruct"))
     with pytest.raises(ConfigError, match="not a model of this study"):
-        to_run_config(compose("phase=propose", "phase_model=gemma-3-270m"))
-    run = to_run_config(compose("phase=propose", "phase_model=qwen2.5-coder-0.5b-instruct"))
+        checked_run(compose("phase=propose", "phase_model=gemma-3-270m"))
+    run = checked_run(compose("phase=propose", "phase_model=qwen2.5-coder-0.5b-instruct"))
     assert run.phase_model == "qwen2.5-coder-0.5b-instruct"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
+from harness import methods
 from harness.analysis.measure import Point, common_items, item_array
 from harness.analysis.paired import bootstrap_ci, paired_difference
 
@@ -69,10 +70,11 @@ def compare_self_mixed(chosen: list[Point], draws: int, seed: int) -> dict | Non
 
 
 def k_lines(found: list[Point]) -> dict[str, list[dict]]:
-    """Self-MoA and Self-MoA-Seq per proposer model: t, tokens against k."""
+    """t and tokens against k per proposer model, for the methods that declare `k_lines`
+    (Self-MoA and Self-MoA-Seq)."""
     lines: dict[str, list[dict]] = defaultdict(list)
     for p in found:
-        if p.method in ("self_moa", "self_moa_seq") and p.kind == "self":
+        if methods.declares(p.method, "k_lines") and p.kind == "self":
             lines[f"{p.method} ({p.models[0].split(':')[-1][:28]})"].append(
                 {"k": p.k, "t": p.mean("t"), "tokens": p.mean("tokens")}
             )

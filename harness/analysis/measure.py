@@ -57,6 +57,9 @@ class Point:
     models: list[str]
     k: int  # proposals per record (the most common count)
     mix: dict[str, int] = field(default_factory=dict)  # proposer model -> multiplicity
+    # the proposer models of a record in prompt order, as the run's letters (e.g. "qqqsss"),
+    # when every one has a letter; "" otherwise
+    mixture: str = ""
     per_item: dict[str, dict[str, float]] = field(default_factory=dict)  # item -> measure
     per_item_model: dict[str, dict[str, float]] = field(default_factory=dict)  # item -> model
     unscored_proposals: int = 0  # proposals without a score, left out of q
@@ -250,6 +253,9 @@ def measure(
 ) -> Point:
     mixes = Counter(tuple(sorted(Counter(p.model for p in r.proposals).items())) for r in rs)
     mix = dict(mixes.most_common(1)[0][0])
+    orders = Counter(tuple(p.model for p in r.proposals) for r in rs)
+    letter = {name: c for c, name in (run.config.get("letters") or {}).items()}
+    order = orders.most_common(1)[0][0]
     point = Point(
         label=label,
         benchmark=run.benchmark,
@@ -259,6 +265,7 @@ def measure(
         models=sorted(mix),
         k=Counter(len(r.proposals) for r in rs).most_common(1)[0][0],
         mix=mix,
+        mixture="".join(letter[m] for m in order) if all(m in letter for m in order) else "",
         unscored_proposals=sum(p.score is None for r in rs for p in r.proposals),
         aggregator=_most_common(_final_model(r) for r in rs),
         rounds=_most_common(len(r.rounds) for r in rs),
@@ -292,4 +299,5 @@ def item_array(chosen: list[Point], items: list[str], measures: tuple[str, ...])
 
 
 def short_label(p: Point) -> str:
-    return p.label.split("(")[-1].rstrip(")") if p.method == "mixed_moa" else p.label
+    """A mixture's letters (from its proposals, not its label); any other point's label."""
+    return p.mixture if p.kind == "mixed" and p.mixture else p.label

@@ -18,7 +18,16 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from harness.errors import ConfigError
-from harness.methods.base import Job, Knobs, Method, Request, TokenCap, item_seed
+from harness.methods.base import (
+    Configuration,
+    Job,
+    Knobs,
+    Method,
+    Request,
+    Step,
+    TokenCap,
+    item_seed,
+)
 from harness.methods.majority_vote import MajorityVote
 from harness.methods.mixed_moa import MixedMoA
 from harness.methods.rank_fuse import RankFuse
@@ -70,10 +79,22 @@ def reference_knobs(model: str, max_tokens: int) -> Knobs:
     return knobs(cls.name, model=model, max_tokens=max_tokens)
 
 
-def is_reference(name: str) -> bool:
-    """Whether method `name` (e.g. a record's or a summary's `method`) is the reference line."""
+def declares(name: str, flag: str) -> bool:
+    """Whether method `name` (e.g. a record's or a summary's `method`) sets the class flag
+    `flag` (`reference`, `needs_answer`, `in_regression`, `k_lines`); False for a name no
+    method has (a run written by another version)."""
     cls = REGISTRY.get(name)
-    return cls is not None and cls.reference
+    return cls is not None and bool(getattr(cls, flag))
+
+
+def declaring(flag: str) -> list[str]:
+    """The names of the methods that set the class flag `flag`, in REGISTRY order."""
+    return [name for name in REGISTRY if declares(name, flag)]
+
+
+def is_reference(name: str) -> bool:
+    """Whether method `name` is the reference line (the plan's baseline)."""
+    return declares(name, "reference")
 
 
 def make(values: Knobs, key: str, letters: dict[str, str]) -> Method:
@@ -91,11 +112,15 @@ for _cls in REGISTRY.values():
 
 __all__ = [
     "REGISTRY",
+    "Configuration",
     "Job",
     "Knobs",
     "Method",
     "Request",
+    "Step",
     "TokenCap",
+    "declares",
+    "declaring",
     "is_reference",
     "item_seed",
     "knobs",

@@ -10,7 +10,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from harness.errors import ConfigError
-from harness.methods.base import MAX_K, AggregatorKnobs
+from harness.methods.aggregating import AggregatorKnobs
+from harness.methods.base import MAX_K
 from harness.methods.self_moa import SelfMoA
 
 
@@ -23,6 +24,7 @@ class MixedMoAKnobs(AggregatorKnobs):
 class MixedMoA(SelfMoA):
     name = "mixed_moa"
     Knobs = MixedMoAKnobs
+    k_lines = False  # several proposer models: no line per model
 
     @classmethod
     def validate(cls, knobs, key, letters) -> None:
@@ -47,6 +49,9 @@ class MixedMoA(SelfMoA):
 
     def proposers(self, model: str, letters: dict[str, str]) -> tuple[tuple[str, int], ...]:
         return tuple(Counter(letters[c] for c in self.knobs.mixture).items())
+
+    def proposer_spec(self, model: str, run_model: str, short: dict[str, str]) -> str:
+        return self.knobs.mixture
 
     def label_parts(self, agg: str | None) -> list[str]:
         return [p for p in super().label_parts(agg) if not p.startswith("k=")]

@@ -18,18 +18,13 @@ and the synthesis (mode "fuse"); `order` lists the kept proposals in the fuse pr
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from harness.config import check_tokens
 from harness.errors import ConfigError
-from harness.methods.base import (
-    Aggregating,
-    AggregatorKnobs,
-    Job,
-    Request,
-    TokenCap,
-    check_tokens,
-)
-from harness.prompts import numbered
+from harness.methods.aggregating import Aggregating, AggregatorKnobs
+from harness.methods.base import Job, Progress, Request, Step, TokenCap
+from harness.methods.prompts import numbered
 
 RANK_INSTRUCTION = (
     "Rank the candidate responses above from best to worst by how correct, complete and "
@@ -72,9 +67,15 @@ def ranking_messages(conversation: list[dict], responses: list[str]) -> list[dic
     return [*history, {"role": "user", "content": content}]
 
 
+@dataclass
+class RankProgress(Progress):
+    shown: list[int] = field(default_factory=list)  # proposal indices in the ranking prompt
+
+
 class RankFuse(Aggregating):
     name = "rank_fuse"
     Knobs = RankFuseKnobs
+    Progress = RankProgress
     mode = "rank"
 
     @classmethod
@@ -102,26 +103,30 @@ class RankFuse(Aggregating):
         return [parts[0], f"keep={self.kept()}", *parts[1:]]
 
     def round_requests(self, job: Job) -> list[Request]:
-        if job.mode != "rank":
+        p = job.progress
+        if p.mode != "rank":
             return super().round_requests(job)
-        texts, order = self.ordered(job, job.responses, "rank")
-        job.state["shown"] = [job.index[i] for i in order]
+        texts, order = self.ordered(job, p.responses, "rank")
+        p.shown = [p.index[i] for i in order]
         sampling = self.final_sampling(job, max_tokens=self.knobs.rank_max_tokens)
-        return [Request(job.conf.aggregator, ranking_messages(job.conversation, texts), sampling)]
+        conversation = ranking_messages(job.conversation, texts)
+        return [self.request(job, job.conf.aggregator, conversation, sampling)]
 
-    def round_advance(self, job: Job, texts: list[str]) -> None:
-        if job.mode != "rank":
+    def round_advance(self, job: Job, texts: list[str]) -> Step:
+        p = job.progress
+        if p.mode != "rank":
             return super().round_advance(job, texts)
-        shown = job.state["shown"]
-        ranking = parse_ranking(texts[0], len(shown))
+        ranking = parse_ranking(texts[0], len(p.shown))
+        events: tuple[str, ...] = ()
         if ranking:
-            best = [shown[r - 1] for r in ranking]
-            best += [i for i in shown if i not in best]  # unranked ones follow, in shown order
+            best = [p.shown[r - 1] for r in ranking]
+            best += [i for i in p.shown if i not in best]  # unranked ones follow, in shown order
         else:
-            job.events.append("rank_parse_failed")
-            best = sorted(shown)  # documented fallback: sample order
+            events = ("rank_parse_failed",)
+            best = sorted(p.shown)  # documented fallback: sample order
         keep = best[: self.kept()]
-        position = {i: pos for pos, i in enumerate(job.index)}
-        job.responses = [job.responses[position[i]] for i in keep]
-        job.index = keep
-        job.mode = "fuse"
+        position = {i: pos for pos, i in enumerate(p.index)}
+        p.responses = [p.responses[position[i]] for i in keep]
+        p.index = keep
+        p.mode = "fuse"
+        return self.proceed(job, events)

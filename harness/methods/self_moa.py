@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from harness.engines.base import Sampling
 from harness.errors import ConfigError
-from harness.methods.base import MAX_LAYERS, Aggregating, AggregatorKnobs, Job, Request, item_seed
-from harness.prompts import aggregation_messages
+from harness.methods.aggregating import Aggregating, AggregatorKnobs
+from harness.methods.base import MAX_LAYERS, Job, Request, Step, item_seed
+from harness.methods.prompts import aggregation_messages
 
 
 @dataclass
@@ -25,6 +26,8 @@ class SelfMoA(Aggregating):
     name = "self_moa"
     Knobs = SelfMoAKnobs
     mode = "layers"
+    in_regression = True
+    k_lines = True
 
     @classmethod
     def validate(cls, knobs, key, letters) -> None:
@@ -44,19 +47,22 @@ class SelfMoA(Aggregating):
         return [self.knobs.max_tokens] * agents + super().planned_rounds()
 
     def round_requests(self, job: Job) -> list[Request]:
-        if job.layer >= self.knobs.layers:
+        p = job.progress
+        if p.layer >= self.knobs.layers:
             return super().round_requests(job)
         k, requests = self.knobs, []
         for slot, proposal in enumerate(job.proposals):  # one agent per proposal slot
-            texts, _ = self.ordered(job, job.responses, f"L{job.layer}/{slot}")
-            seed = item_seed(job.seed, f"{job.item.id}/L{job.layer}/{slot}")
+            texts, _ = self.ordered(job, p.responses, f"L{p.layer}/{slot}")
+            seed = item_seed(job.seed, f"{job.item.id}/L{p.layer}/{slot}")
             sampling = Sampling(1, k.temperature, k.top_p, k.max_tokens, seed)
             conversation = aggregation_messages(job.conversation, texts, k.prompt)
-            requests.append(Request(proposal.model, conversation, sampling))
+            requests.append(self.request(job, proposal.model, conversation, sampling))
         return requests
 
-    def round_advance(self, job: Job, texts: list[str]) -> None:
-        if job.layer >= self.knobs.layers:
+    def round_advance(self, job: Job, texts: list[str]) -> Step:
+        p = job.progress
+        if p.layer >= self.knobs.layers:
             return super().round_advance(job, texts)
-        job.responses, job.index = texts, list(range(len(job.proposals)))
-        job.layer += 1
+        p.responses, p.index = texts, list(range(len(job.proposals)))
+        p.layer += 1
+        return self.proceed(job)

@@ -3,14 +3,70 @@
 The first round sees samples 0..window-1 (in sample order); each later round sees the current
 synthesis repeated `reserved` times plus the next window - reserved samples, until all k are
 used. The last synthesis is the answer.
+
+The algorithm (`Windows`) is also the `seq` context policy of every aggregating method: a job
+whose aggregation prompt does not fit the aggregator's context goes on in windows of
+SEQ_WINDOW responses, SEQ_RESERVED of them the repeated synthesis.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.engines.base import Output
 from harness.errors import ConfigError
-from harness.methods.base import MAX_K, Aggregating, AggregatorKnobs
+from harness.methods.aggregating import (
+    CONTEXT_POLICIES,
+    Aggregating,
+    AggregatorKnobs,
+    shorten,
+)
+from harness.methods.base import MAX_K, Job, Progress, Request, Step
+
+SEQ_WINDOW, SEQ_RESERVED = 6, 3  # the windows of the `seq` context policy
+MODE = "self_moa_seq"  # the mode of window rounds (recorded, and part of their seeds)
+
+
+@dataclass
+class Windows:
+    """Self-MoA-Seq's progress through a job's responses (held in the method's Progress)."""
+
+    size: int  # responses per round
+    reserved: int  # slots of the repeated synthesis
+    synthesis: str | None = None
+    next: int = 0  # the first response not yet seen
+
+    def request(self, method: Aggregating, job: Job) -> Request:
+        responses = job.progress.responses
+        if self.synthesis is None:
+            texts = responses[: self.size]
+        else:
+            more = responses[self.next : self.next + self.size - self.reserved]
+            texts = [self.synthesis] * self.reserved + more
+        return method.aggregate(job, texts)
+
+    def advance(self, method: Aggregating, job: Job, text: str) -> Step:
+        self.next += self.size if self.synthesis is None else self.size - self.reserved
+        self.synthesis = text
+        if self.next >= len(job.progress.responses):
+            return Step(final=job.rounds[-1])
+        return method.proceed(job)
+
+
+def windows_needed(k: int, size: int, reserved: int) -> int:
+    """Rounds to see k responses: one window, then size - reserved new ones per round."""
+    return 1 + max(0, -(-(k - size) // (size - reserved)))
+
+
+def seq_policy(method: Aggregating, job: Job, out: Output, pending: list[Request]) -> Step:
+    """The `seq` context policy: Self-MoA-Seq windows from here on (shorten once they run)."""
+    if job.progress.windows is not None:
+        return shorten(method, job, out, pending)
+    job.progress.mode, job.progress.windows = MODE, Windows(SEQ_WINDOW, SEQ_RESERVED)
+    return method.proceed(job)
+
+
+CONTEXT_POLICIES["seq"] = seq_policy
 
 
 @dataclass
@@ -23,7 +79,8 @@ class SelfMoASeqKnobs(AggregatorKnobs):
 class SelfMoASeq(Aggregating):
     name = "self_moa_seq"
     Knobs = SelfMoASeqKnobs
-    mode = "self_moa_seq"
+    mode = MODE
+    k_lines = True
 
     @classmethod
     def validate(cls, knobs, key, letters) -> None:
@@ -37,9 +94,10 @@ class SelfMoASeq(Aggregating):
             )
 
     def planned_rounds(self) -> list[int]:
-        w, r = self.window()
-        windows = 1 + max(0, -(-(self.samples() - w) // (w - r)))
+        windows = windows_needed(self.samples(), self.knobs.window, self.knobs.reserved)
         return super().planned_rounds() * windows
 
-    def window(self) -> tuple[int, int]:
-        return self.knobs.window, self.knobs.reserved
+    def begin(self, job: Job) -> Progress:
+        progress = super().begin(job)
+        progress.windows = Windows(self.knobs.window, self.knobs.reserved)
+        return progress

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from harness.methods.base import Aggregating, AggregatorKnobs, Job, Request
-from harness.prompts import parse_usc_choice, usc_messages
+from harness.methods.aggregating import Aggregating, AggregatorKnobs
+from harness.methods.base import Job, Request, Step
+from harness.methods.prompts import parse_usc_choice, usc_messages
 
 
 @dataclass
@@ -25,22 +26,25 @@ class USC(Aggregating):
     mode = "usc"
 
     def round_requests(self, job: Job) -> list[Request]:
-        texts, order = self.ordered(job, job.responses, "usc")
-        job.order = [job.index[i] for i in order]
+        p = job.progress
+        texts, order = self.ordered(job, p.responses, "usc")
+        p.order = [p.index[i] for i in order]
         conversation = usc_messages(job.conversation, texts)
-        return [Request(job.conf.aggregator, conversation, self.final_sampling(job))]
+        return [self.request(job, job.conf.aggregator, conversation, self.final_sampling(job))]
 
-    def round_advance(self, job: Job, texts: list[str]) -> None:
-        choice = parse_usc_choice(texts[0], len(job.order))
+    def round_advance(self, job: Job, texts: list[str]) -> Step:
+        order = job.progress.order
+        choice = parse_usc_choice(texts[0], len(order))
+        events: tuple[str, ...] = ()
         if choice is None:
-            job.events.append("usc_parse_failed")
+            events = ("usc_parse_failed",)
             picked = 0  # documented fallback: the first sample of the first proposer
         else:
-            picked = job.order[choice - 1]
-        job.final = replace(
+            picked = order[choice - 1]
+        final = replace(
             job.rounds[-1],
             text=job.proposals[picked].text,
             selection=texts[0],
             choice=None if choice is None else picked,
         )
-        job.done = True
+        return Step(final=final, events=events)
