@@ -8,10 +8,11 @@ model comes first, as the reference line.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
-from harness import methods
-from harness.benchmarks import validate_judge
+from harness import benchmarks, methods
+from harness.benchmarks import Benchmark, Item, validate_judge
 from harness.config import RunConfig, to_run_config
 from harness.errors import ConfigError
 from harness.methods import Method, item_seed
@@ -21,8 +22,12 @@ __all__ = [
     "checked_run",
     "configurations",
     "item_seed",
+    "load_items",
+    "plan_line",
     "planned_generations",
 ]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -114,3 +119,39 @@ def planned_generations(confs: list[Configuration], items: int, turns: int = 1) 
         "aggregations": len(rounds) * scale,
         "tokens": tokens * scale,
     }
+
+
+def load_items(run: RunConfig, check: bool = True) -> tuple[Benchmark, list[Item]]:
+    """The run's benchmark and its items; with `check`, none is a ConfigError and the
+    benchmark's own start-up check runs (e.g. CRUXEval's sandbox)."""
+    bench = benchmarks.get(run.benchmark)
+    items = bench.load()
+    if not check:
+        return bench, items
+    log.info(
+        "%s: %d items from %s (%d malformed skipped)",
+        bench.name,
+        len(items),
+        bench.report.source,
+        len(bench.report.skipped),
+    )
+    if not items:
+        raise ConfigError(
+            f"benchmark {bench.name} has no items (benchmark.limit={run.benchmark.limit})"
+        )
+    bench.check()
+    return bench, items
+
+
+def plan_line(run: RunConfig, confs: list[Configuration], items: int, turns: int = 1) -> str:
+    """The study's planned generations and tokens, and their time at the engine's hint."""
+    planned = planned_generations(confs, items, turns)
+    line = (
+        f"planned: {len(confs)} configurations on {items} items: at most "
+        f"{planned['proposals']} proposals and {planned['aggregations']} aggregations, "
+        f"{planned['tokens']} tokens (before the store serves what it has)"
+    )
+    if run.engine.tokens_per_s_hint > 0:
+        minutes = planned["tokens"] / run.engine.tokens_per_s_hint / 60
+        line += f"; at most ~{minutes:.0f} min at {run.engine.tokens_per_s_hint:g} tokens/s"
+    return line
