@@ -30,11 +30,12 @@ from harness.config import CONF_DIR, ConfigError, RunConfig
 from harness.environment import check_environment
 from harness.errors import one_line
 from harness.generate import Generator, ModelSlot
-from harness.metrics import format_table, mean, mean_ci
+from harness.metrics import mean, mean_ci
 from harness.models import prepare_models
 from harness.plan import checked_run
 from harness.score import judge_all
 from harness.store import Store
+from harness.tables import format_table
 from harness.tracking import as_table, init_run, run_name
 
 log = logging.getLogger(__name__)

@@ -32,6 +32,7 @@ from harness.methods import Job, item_seed
 from harness.progress import next_stage
 from harness.records import Generation
 from harness.store import Store, generation_key
+from harness.summary import StageStats
 
 log = logging.getLogger(__name__)
 
@@ -51,26 +52,6 @@ def fault_point(name: str) -> None:
 
 # pool[(model, (temperature, top_p, max_tokens), conversation key)] = (output, s per token)
 Pool = dict[tuple, tuple[Output, float]]
-
-
-@dataclass
-class StageStats:
-    stage: str
-    model: str
-    load_s: float = 0.0
-    gen_s: float = 0.0
-    requests: int = 0
-    sequences: int = 0
-    found: int = 0  # sequences served from the store
-    made: int = 0  # sequences generated now
-    prompt_tokens: int = 0  # of generated sequences: n samples of one prompt count n times
-    generated_tokens: int = 0  # newly generated in this stage
-    skipped: int = 0  # requests not sent (prompt exceeds the context)
-    truncated: int = 0  # sequences (found or made) that stopped at max_tokens
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.generated_tokens / self.gen_s if self.gen_s > 0 else 0.0
 
 
 class ModelSlot:

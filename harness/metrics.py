@@ -1,11 +1,28 @@
-"""Metrics over per-item records: mean score with a 95% interval, cost, outcomes; tables."""
+"""Metrics over per-item records: mean score with a 95% interval, cost, outcomes (typed:
+harness.summary); warnings of generations cut at their token cap."""
 
 from __future__ import annotations
 
 import math
+import resource
 from collections import Counter
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from harness.records import Record
+from harness.summary import (
+    ConfigSummary,
+    MetricKeys,
+    StageStats,
+    StoreSkipped,
+    StudyMetrics,
+    Truncated,
+)
+
+if TYPE_CHECKING:
+    from harness.benchmarks import Benchmark
+    from harness.methods import TokenCap
+    from harness.store import Store
 
 
 def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -37,24 +54,23 @@ def mean(scores: list[float]) -> float:
     return sum(scores) / len(scores) if scores else 0.0
 
 
-def truncations(rs: list[Record]) -> dict[str, int]:
+def truncations(rs: list[Record]) -> Truncated:
     """Generations that stopped at their token cap (finish reason `length`), per stage kind."""
     judged = [r.judgment for r in rs] + [p.judgment for r in rs for p in r.proposals]
-    return {
-        "truncated/proposals": sum(p.finish_reason == "length" for r in rs for p in r.proposals),
-        "truncated/aggregations": sum(g.finish_reason == "length" for r in rs for g in r.rounds),
-        "truncated/judgements": sum((j or {}).get("truncated", 0) for j in judged),
-    }
+    return Truncated(
+        proposals=sum(p.finish_reason == "length" for r in rs for p in r.proposals),
+        aggregations=sum(g.finish_reason == "length" for r in rs for g in r.rounds),
+        judgements=sum((j or {}).get("truncated", 0) for j in judged),
+    )
 
 
-def summarize(records: list[Record], benchmark: str, metric: str = "acc") -> dict[str, dict]:
-    """Per configuration: `<benchmark>/<metric>` and its CI, proposal mean, `cost/...`, outcomes.
+def summarize(records: list[Record]) -> dict[str, ConfigSummary]:
+    """Per configuration: its mean score and CI, proposal mean, oracle, cost, outcomes.
 
     A score of None (a judge reply that could not be read) is left out of the means and counted
-    in `scored` and the outcomes; the oracle is the best proposal per item. `truncated/<stage>`
-    counts generations cut at max_tokens.
+    in `scored` and the outcomes; the oracle is the best proposal per item. `truncated` counts
+    generations cut at max_tokens.
     """
-    key = f"{benchmark}/{metric}"
     by_conf: dict[str, list[Record]] = {}
     for r in records:
         by_conf.setdefault(r.configuration, []).append(r)
@@ -64,29 +80,51 @@ def summarize(records: list[Record], benchmark: str, metric: str = "acc") -> dic
         lo, hi = mean_ci(scores)
         proposal_scores = [p.score for r in rs for p in r.proposals if p.score is not None]
         best = [max(ps) for r in rs if (ps := [p.score for p in r.proposals]) and None not in ps]
-        out[label] = {
-            "method": rs[0].method,
-            "items": len(rs),
-            "scored": len(scores),
-            key: mean(scores),
-            f"{key}_ci_low": lo,
-            f"{key}_ci_high": hi,
-            f"{benchmark}/proposal_{metric}": mean(proposal_scores),
-            f"{benchmark}/oracle_{metric}": mean(best),
-            "cost/calls": sum(r.calls for r in rs),
-            "cost/prompt_tokens": sum(r.prompt_tokens for r in rs),
-            "cost/generated_tokens": sum(r.generated_tokens for r in rs),
-            "time/generate_s": sum(r.gen_s for r in rs),
-            **truncations(rs),
-            "outcomes": dict(Counter(r.outcome for r in rs)),
-            "events": dict(Counter(e for r in rs for e in r.events)),
-        }
         turns = sorted({r.turn for r in rs})
-        if len(turns) > 1:
-            for t in turns:
-                turn_scores = [r.score for r in rs if r.turn == t]
-                out[label][f"{key}_turn{t}"] = mean([x for x in turn_scores if x is not None])
+        by_turn = {t: [r.score for r in rs if r.turn == t] for t in turns if len(turns) > 1}
+        out[label] = ConfigSummary(
+            method=rs[0].method,
+            items=len(rs),
+            scored=len(scores),
+            score=mean(scores),
+            ci_low=lo,
+            ci_high=hi,
+            proposal_score=mean(proposal_scores),
+            oracle_score=mean(best),
+            calls=sum(r.calls for r in rs),
+            prompt_tokens=sum(r.prompt_tokens for r in rs),
+            generated_tokens=sum(r.generated_tokens for r in rs),
+            generate_s=sum(r.gen_s for r in rs),
+            truncated=truncations(rs),
+            outcomes=dict(Counter(r.outcome for r in rs)),
+            events=dict(Counter(e for r in rs for e in r.events)),
+            turn_scores={t: mean([x for x in xs if x is not None]) for t, xs in by_turn.items()},
+        )
     return out
+
+
+def study_metrics(
+    records: list[Record],
+    bench: Benchmark,
+    items: int,
+    stages: list[StageStats],
+    store: Store,
+    prepare_s: dict[str, float],
+    nondeterministic: list[str],
+) -> StudyMetrics:
+    """A finished study's metrics (metrics.json): summaries, stages, store, memory."""
+    return StudyMetrics(
+        keys=MetricKeys(bench.name, bench.metric),
+        items=items,
+        malformed_skipped=bench.report.skipped,
+        score_outcomes=dict(bench.score_outcomes),
+        configurations=summarize(records),
+        stages=stages,
+        prepare_s=prepare_s,
+        store_skipped=StoreSkipped(store.torn, store.invalid, store.conflicts),
+        peak_rss_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        nondeterministic_models=nondeterministic,
+    )
 
 
 TRUNCATION_KNOBS = {
@@ -96,7 +134,9 @@ TRUNCATION_KNOBS = {
 }
 
 
-def truncation_warnings(stages: list[dict], caps=(), share: float = 0.05) -> list[str]:
+def truncation_warnings(
+    stages: list[StageStats], caps: Iterable[TokenCap] = (), share: float = 0.05
+) -> list[str]:
     """A line per stage where more than `share` of the generations stopped at the token cap.
 
     `caps`: the study's methods' token caps (harness.methods.TokenCap); one with a `note` is
@@ -104,92 +144,12 @@ def truncation_warnings(stages: list[dict], caps=(), share: float = 0.05) -> lis
     """
     lines = []
     for s in stages:
-        if s["sequences"] and s.get("truncated", 0) > share * s["sequences"]:
-            knob = TRUNCATION_KNOBS.get(s["stage"].split("-")[0], "max_tokens")
-            notes = {f"{c.note}: method.{c.knob}" for c in caps if c.note and c.stage == s["stage"]}
+        if s.sequences and s.truncated > share * s.sequences:
+            knob = TRUNCATION_KNOBS.get(s.stage.split("-")[0], "max_tokens")
+            notes = {f"{c.note}: method.{c.knob}" for c in caps if c.note and c.stage == s.stage}
             knob += "".join(f" ({note})" for note in sorted(notes))
             lines.append(
-                f"{s['truncated']} of {s['sequences']} generations of stage {s['stage']} on "
-                f"{s['model']} stopped at the token cap: raise {knob}"
+                f"{s.truncated} of {s.sequences} generations of stage {s.stage} on "
+                f"{s.model} stopped at the token cap: raise {knob}"
             )
     return lines
-
-
-def format_table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=True)]
-    line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
-
-
-def summary_table(summary: dict[str, dict], benchmark: str, metric: str = "acc") -> str:
-    key = f"{benchmark}/{metric}"
-    rows = []
-    for label, m in summary.items():
-        ci = f"[{m[f'{key}_ci_low']:.2f}, {m[f'{key}_ci_high']:.2f}]"
-        bad = sum(v for k, v in m["outcomes"].items() if k != "ok")
-        rows.append(
-            [
-                label,
-                m["items"],
-                f"{m[key]:.3f}",
-                ci,
-                f"{m[f'{benchmark}/proposal_{metric}']:.3f}",
-                f"{m[f'{benchmark}/oracle_{metric}']:.3f}",
-                m["cost/calls"],
-                m["cost/prompt_tokens"],
-                m["cost/generated_tokens"],
-                f"{m['time/generate_s']:.1f}",
-                bad,
-                sum(m["events"].values()),
-                "/".join(str(m[f"truncated/{s}"]) for s in ("proposals", "aggregations")),
-            ]
-        )
-    headers = [
-        "configuration",
-        "items",
-        metric,
-        "95% CI",
-        f"proposal {metric}",
-        "oracle (best proposal)",
-        "calls",
-        "prompt tok",
-        "gen tok",
-        "gen s",
-        "not ok",
-        "events",
-        "cut prop/agg",
-    ]
-    return format_table(headers, rows)
-
-
-def stage_table(stages: list[dict]) -> str:
-    rows = [
-        [
-            s["stage"],
-            s["model"],
-            s["requests"],
-            s["sequences"],
-            s["found"],
-            f"{s['load_s']:.1f}",
-            f"{s['gen_s']:.1f}",
-            s["generated_tokens"],
-            f"{s['generated_tokens'] / s['gen_s'] if s['gen_s'] else 0:.1f}",
-            s["skipped"],
-            s.get("truncated", 0),
-        ]
-        for s in stages
-    ]
-    headers = [
-        "stage",
-        "model",
-        "requests",
-        "sequences",
-        "from store",
-        "load s",
-        "gen s",
-        "gen tok",
-        "tok/s",
-        "too long",
-        "cut",
-    ]
-    return format_table(headers, rows)

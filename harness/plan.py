@@ -14,13 +14,14 @@ resolvers and schemas it needs are registered by importing this module.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 import harness.rundir  # noqa: F401 - registers ${run_tag:}, used in hydra.run.dir
-from harness import methods
-from harness.benchmarks import validate_judge
+from harness import benchmarks, methods
+from harness.benchmarks import Benchmark, Item, validate_judge
 from harness.config import CONF_DIR, ModelConfig, RunConfig, load_model_config, preset_row
 from harness.config import to_run_config as schema_run_config
 from harness.engines.base import KINDS
@@ -35,8 +36,12 @@ __all__ = [
     "compose",
     "configurations",
     "item_seed",
+    "load_items",
+    "plan_line",
     "planned_generations",
 ]
+
+log = logging.getLogger(__name__)
 
 
 def configuration(knobs: methods.Knobs, run: RunConfig, key: str = "method") -> Configuration:
@@ -212,3 +217,39 @@ def planned_generations(confs: list[Configuration], items: int, turns: int = 1) 
         "aggregations": len(rounds) * scale,
         "tokens": tokens * scale,
     }
+
+
+def load_items(run: RunConfig, check: bool = True) -> tuple[Benchmark, list[Item]]:
+    """The run's benchmark and its items; with `check`, none is a ConfigError and the
+    benchmark's own start-up check runs (e.g. CRUXEval's sandbox)."""
+    bench = benchmarks.get(run.benchmark)
+    items = bench.load()
+    if not check:
+        return bench, items
+    log.info(
+        "%s: %d items from %s (%d malformed skipped)",
+        bench.name,
+        len(items),
+        bench.report.source,
+        len(bench.report.skipped),
+    )
+    if not items:
+        raise ConfigError(
+            f"benchmark {bench.name} has no items (benchmark.limit={run.benchmark.limit})"
+        )
+    bench.check()
+    return bench, items
+
+
+def plan_line(run: RunConfig, confs: list[Configuration], items: int, turns: int = 1) -> str:
+    """The study's planned generations and tokens, and their time at the engine's hint."""
+    planned = planned_generations(confs, items, turns)
+    line = (
+        f"planned: {len(confs)} configurations on {items} items: at most "
+        f"{planned['proposals']} proposals and {planned['aggregations']} aggregations, "
+        f"{planned['tokens']} tokens (before the store serves what it has)"
+    )
+    if run.engine.tokens_per_s_hint > 0:
+        minutes = planned["tokens"] / run.engine.tokens_per_s_hint / 60
+        line += f"; at most ~{minutes:.0f} min at {run.engine.tokens_per_s_hint:g} tokens/s"
+    return line

@@ -13,12 +13,19 @@ score:   extract and score, or judge in one batched stage (harness.score)
 
 from __future__ import annotations
 
+import logging
+
 from harness.benchmarks import Benchmark, Item
-from harness.generate import Generator, Pool, conversation_key, fault_point
+from harness.config import RunConfig
+from harness.generate import Generator, ModelSlot, Pool, conversation_key, fault_point
 from harness.methods import Job, Request, Step
 from harness.plan import Configuration
 from harness.records import Proposal, Record, Round
 from harness.score import grader, judged_grader, make_record
+from harness.store import Store
+from harness.summary import StageStats
+
+log = logging.getLogger(__name__)
 
 
 def execute(
@@ -109,3 +116,33 @@ def answer(jobs: list[Job], gen: Generator) -> list[Job]:
             else:
                 job.apply(job.method.advance(job, [out.completions[0].text for out, _ in outputs]))
     return jobs
+
+
+def run_study(
+    run: RunConfig, confs: list[Configuration], items: list[Item], bench: Benchmark
+) -> tuple[list[Record], list[StageStats], Store]:
+    """`execute` with the run's models (one resident at a time) and store: the records, the
+    stages it ran and the store (its counts of skipped lines)."""
+    slot = ModelSlot(run.models, run.engine, run.seed)
+    try:
+        store = Store(run.store_dir)
+        log.info("store %s: %s", run.store_dir, store.summary())
+        gen = Generator(slot, store, run.seed)
+        return execute(confs, items, bench, gen, run.benchmark.judge), gen.stages, store
+    finally:
+        slot.close()
+
+
+def propose_only(
+    run: RunConfig, confs: list[Configuration], items: list[Item], bench: Benchmark
+) -> list[StageStats]:
+    """Only the proposal stages of every configuration (of `run.phase_model` when set), into
+    the store: phase 1 of the two-phase SLURM pattern."""
+    models = None if run.phase_model is None else {run.phase_model}
+    slot = ModelSlot(run.models, run.engine, run.seed)
+    gen = Generator(slot, Store(run.store_dir), run.seed)
+    try:
+        gen.propose([Job(c, i, bench.messages(i), run.seed) for c in confs for i in items], models)
+    finally:
+        slot.close()
+    return gen.stages

@@ -18,7 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.cluster import check_tensor_parallel, gres_gpus
 from harness.errors import ConfigError
-from harness.metrics import format_table
+from harness.summary import read_summaries
+from harness.tables import format_table
 from harness.tracking import log_sweep_summary, results_rows
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,8 @@ def cross_point_rows(sweep_dir: Path) -> list[dict]:
     for name, metrics in points(sweep_dir):
         if "configurations" not in metrics:  # a propose-only phase has no results
             continue
-        bench, metric = metrics["benchmark"], metrics["metric"].split("/", 1)[1]
-        for row in results_rows(metrics["configurations"], bench, metric):
-            rows.append({"point": name} | row)
+        _, summaries = read_summaries(metrics)
+        rows += [{"point": name} | row for row in results_rows(summaries)]
     return rows
 
 

@@ -1,8 +1,8 @@
 """Experiment tracking: W&B (offline by default) or a do-nothing stand-in, so callers never branch.
 
-Summary keys are the same in every run: `<benchmark>/<metric>` (acc, win_rate or score),
-`cost/<x>`, `time/<stage>_s`, for the run's main configuration; the baseline's go under
-`baseline/`. Offline runs live in
+Summary keys are the same in every run (named once, in harness.summary): `<benchmark>/<metric>`
+(acc, win_rate or score), `cost/<x>`, `time/<stage>_s`, for the run's main configuration; the
+baseline's go under `baseline/`, a study's under `<label>/`. Offline runs live in
 `<run_dir>/wandb/` and are uploaded later with `wandb sync <run_dir>/wandb/offline-run-*`.
 
 The run id is derived from the run directory, so a requeued or resumed job (same directory)
@@ -13,8 +13,8 @@ one is marked preempting, so no run is left running. At the end the run director
 records, metrics, log, plots) is logged as an artifact and its plots as images.
 
 The dashboard of a run: `results` (one row per configuration: score, CI, proposal and oracle
-scores, calls, tokens, seconds; `reference` marks the single-model rows), native charts drawn
-from it (`charts/score`: bar of score per configuration, the reference rows included;
+scores, calls, tokens, seconds, truncations; `reference` marks the single-model rows), native
+charts drawn from it (`charts/score`: bar of score per configuration, the reference rows included;
 `charts/score_vs_tokens`: scatter of score against generated tokens), `items` (every record of
 a study up to ITEM_TABLE_ROWS rows; above that, every configuration on a fixed sample of items,
 `items_table/rows` of `items_table/of` in the summary; records.jsonl has all), the summary.
@@ -42,6 +42,7 @@ from harness.config import LoggerConfig, RunConfig
 from harness.methods import is_reference
 from harness.multirun import point_label, sweep_group
 from harness.records import Record
+from harness.summary import ConfigSummary, StudyMetrics
 
 log = logging.getLogger(__name__)
 
@@ -75,32 +76,27 @@ def items_sample(records: list[Record], limit: int = ITEM_TABLE_ROWS) -> list[Re
     return [r for r in records if r.item_id in chosen]
 
 
-def results_rows(summary: dict[str, dict], benchmark: str, metric: str = "acc") -> list[dict]:
-    """One row per configuration of `harness.metrics.summarize`'s dict: the results table."""
-    key = f"{benchmark}/{metric}"
-    rows = []
-    for label, m in summary.items():
-        row = {
+def results_rows(summaries: dict[str, ConfigSummary]) -> list[dict]:
+    """One row per configuration (harness.metrics.summarize): the results table."""
+    return [
+        {
             "configuration": label,
-            "method": m.get("method", ""),
-            "reference": is_reference(m.get("method", "")),
-            "items": m.get("items", 0),
-            "score": m.get(key, 0.0),
-            "ci_low": m.get(f"{key}_ci_low", 0.0),
-            "ci_high": m.get(f"{key}_ci_high", 1.0),
-            "proposal_score": m.get(f"{benchmark}/proposal_{metric}", 0.0),
-            "oracle_score": m.get(f"{benchmark}/oracle_{metric}", 0.0),
-            "calls": m.get("cost/calls", 0),
-            "prompt_tokens": m.get("cost/prompt_tokens", 0),
-            "generated_tokens": m.get("cost/generated_tokens", 0),
-            "seconds": m.get("time/generate_s", 0.0),
+            "method": m.method,
+            "reference": is_reference(m.method),
+            "items": m.items,
+            "score": m.score,
+            "ci_low": m.ci_low,
+            "ci_high": m.ci_high,
+            "proposal_score": m.proposal_score,
+            "oracle_score": m.oracle_score,
+            "calls": m.calls,
+            "prompt_tokens": m.prompt_tokens,
+            "generated_tokens": m.generated_tokens,
+            "seconds": m.generate_s,
         }
-        for k, v in m.items():  # truncation counts (outputs cut at max_tokens), when present
-            leaf = k.rsplit("/", 1)[-1]
-            if ("truncat" in leaf or leaf.startswith("cut")) and isinstance(v, int | float):
-                row[leaf] = v
-        rows.append(row)
-    return rows
+        | {f"truncated_{k}": v for k, v in asdict(m.truncated).items()}
+        for label, m in summaries.items()
+    ]
 
 
 def as_table(wandb, rows: list[dict]):
@@ -189,13 +185,7 @@ def run_tags(run: RunConfig) -> list[str]:
 
 
 class NullTracker:
-    def log_summary(self, summary: dict) -> None:
-        pass
-
-    def log_results(self, summary: dict[str, dict], benchmark: str, metric: str) -> None:
-        pass
-
-    def log_items(self, records: list[Record]) -> None:
+    def log_study(self, metrics: StudyMetrics, records: list[Record]) -> None:
         pass
 
     def finish(self, exit_code: int = 0, preempted: bool = False) -> None:
@@ -219,10 +209,10 @@ def run_files(run_dir: str) -> list[Path]:
 
 
 class WandbTracker(NullTracker):
-    def __init__(self, run: RunConfig, name: str, job_type: str = "study"):
+    def __init__(self, run: RunConfig, name: str, job_type: str = "study", main: str | None = None):
         import wandb
 
-        self.wandb = wandb
+        self.wandb, self.main = wandb, main
         cfg = asdict(run)
         cfg.pop("models")
         self.run = init_run(
@@ -239,14 +229,11 @@ class WandbTracker(NullTracker):
         if run.logger.mode == "offline":
             log.info("upload later with: wandb sync %s", Path(self.run.dir).parent)
 
-    def log_summary(self, summary: dict) -> None:
-        self.run.summary.update(summary)
-
-    def log_results(self, summary: dict[str, dict], benchmark: str, metric: str) -> None:
-        table = as_table(self.wandb, results_rows(summary, benchmark, metric))
-        self.run.log({"results": table} | result_charts(self.wandb, table, f"{benchmark}/{metric}"))
-
-    def log_items(self, records: list[Record]) -> None:
+    def log_study(self, metrics: StudyMetrics, records: list[Record]) -> None:
+        """The summary (StudyMetrics.scalars), the results table and its charts, the items."""
+        self.run.summary.update(metrics.scalars(self.main))
+        table = as_table(self.wandb, results_rows(metrics.configurations))
+        self.run.log({"results": table} | result_charts(self.wandb, table, metrics.keys.score))
         shown = items_sample(records)
         if len(shown) < len(records):
             log.info(
@@ -287,10 +274,14 @@ class WandbTracker(NullTracker):
         self.run.log_artifact(artifact)
 
 
-def make_tracker(run: RunConfig, name: str, job_type: str = "study") -> NullTracker:
+def make_tracker(run: RunConfig, labels: list[str], benchmark: str) -> NullTracker:
+    """The study's tracker. `labels`: its configurations, the run's method last (a run of one
+    method: its figures under plain keys, the baselines' under `baseline/`)."""
     if run.logger.mode == "disabled":
         return NullTracker()
-    return WandbTracker(run, name, job_type)
+    main = None if run.configurations else labels[-1]
+    what = f"study{len(labels)}" if main is None else main
+    return WandbTracker(run, f"{what}-{run.model.name}-{benchmark}", "study", main)
 
 
 def log_sweep_summary(config: Any, sweep_dir: Path, rows: list[dict]) -> None:

@@ -4,17 +4,18 @@ import json
 import sys
 from pathlib import Path
 
+from harness.summary import read_summaries
+
 root = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/greedy")
 cells: dict[str, dict[str, str]] = {}
 for path in sorted(root.glob("*/metrics.json")):
-    metrics = json.loads(path.read_text())
-    (summary,) = metrics["configurations"].values()
-    key = metrics["metric"]
-    unscored = summary["items"] - summary["scored"]
-    cell = f"{summary[key]:.3f} [{summary[key + '_ci_low']:.2f}, {summary[key + '_ci_high']:.2f}]"
-    cell += f" n={summary['items']}" + (f" ({unscored} unscored)" if unscored else "")
-    cells.setdefault(metrics["benchmark"] + f" ({key.split('/')[1]})", {})[
-        path.parent.name.removeprefix(metrics["benchmark"] + "_")
+    keys, summaries = read_summaries(json.loads(path.read_text()))
+    (s,) = summaries.values()
+    unscored = s.items - s.scored
+    cell = f"{s.score:.3f} [{s.ci_low:.2f}, {s.ci_high:.2f}]"
+    cell += f" n={s.items}" + (f" ({unscored} unscored)" if unscored else "")
+    cells.setdefault(f"{keys.benchmark} ({keys.metric})", {})[
+        path.parent.name.removeprefix(keys.benchmark + "_")
     ] = cell
 models = sorted({m for row in cells.values() for m in row})
 print("| benchmark | " + " | ".join(models) + " |")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.summary import ConfigSummary, Truncated, read_summaries
 from harness.tracking import offline_runs, read_offline, results_rows
 from tests.conftest import write_gsm8k
 
@@ -115,15 +116,17 @@ def test_sweep_prints_writes_and_logs_one_table_across_points(sweep):
 
 
 def test_results_rows_keep_truncation_counts_when_the_summary_has_them():
-    m = {"method": "self_moa", "gsm8k/acc": 0.5, "cost/truncated_proposals": 2}
-    [row] = results_rows({"self_moa(k=2)": m}, "gsm8k", "acc")
+    m = ConfigSummary(
+        "self_moa", 3, 3, 0.5, 0.1, 0.9, 0.4, 0.6, 9, 90, 30, 1.0, Truncated(proposals=2), {}, {}
+    )
+    [row] = results_rows({"self_moa(k=2)": m})
     assert row["truncated_proposals"] == 2 and row["score"] == 0.5
 
 
 def test_metrics_json_is_the_source_of_the_results_table(study):
     run_dir, _, run = study
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    expected = results_rows(metrics["configurations"], "gsm8k", "acc")
+    expected = results_rows(read_summaries(metrics)[1])
     assert [r["score"] for r in run["tables"]["results"]] == [r["score"] for r in expected]
 
 

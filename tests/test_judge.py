@@ -19,6 +19,7 @@ from harness.methods import knobs
 from harness.metrics import summarize
 from harness.plan import configurations
 from harness.store import Store
+from harness.summary import MetricKeys
 from tests.conftest import FakeEngine, fake_slot, run_execute, typed
 
 
@@ -181,8 +182,8 @@ def test_alpaca_run_judges_every_proposal_and_final_answer_in_both_orders(judged
         assert r["score"] == 0.5 and r["outcome"] == "ok" and r["answer"] is None
         assert all(p["score"] == 0.5 for p in r["proposals"])
         assert r["judgment"]["verdicts"] == [1, 1]
-    summary = summarize(typed(records), bench.name, bench.metric)
-    assert summary["self_moa(k=2)"]["alpaca_eval/win_rate"] == 0.5
+    summary = summarize(typed(records))
+    assert summary["self_moa(k=2)"].score == 0.5  # alpaca_eval/win_rate
     assert [s.stage for s in stages][-1] == "judge"
 
 
@@ -201,8 +202,10 @@ def test_mt_bench_second_turn_continues_each_configurations_own_answer(judged_da
         )
     # the fake judge rates len(judge conversation) = 2 (system + user)
     assert {r["score"] for r in records} == {2.0}
-    summary = summarize(typed(records), bench.name, bench.metric)["single"]
-    assert summary["mt_bench/score_turn1"] == summary["mt_bench/score_turn2"] == 2.0
+    summary = summarize(typed(records))["single"]
+    keys = MetricKeys(bench.name, bench.metric)
+    assert keys.turn(1) == "mt_bench/score_turn1"
+    assert summary.turn_scores[1] == summary.turn_scores[2] == 2.0
 
 
 def test_judged_benchmark_needs_a_judge_and_refuses_majority_vote(judged_data):

@@ -135,18 +135,18 @@ def test_too_long_prompt_is_counted_not_fatal(bench_cfg, store):
     assert {r["outcome"] for r in moa} == {"prompt_too_long"}
     assert all(r["score"] == 0.0 and len(r["proposals"]) == 2 for r in moa)
     assert stages[1].skipped == len(items)
-    summary = summarize(typed(records), "gsm8k")
-    assert summary["self_moa(k=2)"]["outcomes"] == {"prompt_too_long": 3}
+    summary = summarize(typed(records))
+    assert summary["self_moa(k=2)"].outcomes == {"prompt_too_long": 3}
 
 
 def test_summary_accounting_matches_records(setup):
     bench, items, _, _, slot, store = setup
     confs = configurations(make_run(knobs("self_moa", k=4, temperature=0.7)))
     records, stages = run_execute(confs, items, bench, slot, store, seed=0)
-    s = summarize(typed(records), "gsm8k")
-    assert s["self_moa(k=4)"]["cost/calls"] == 3 * 5 and s["single"]["cost/calls"] == 3
-    assert s["self_moa(k=4)"]["cost/generated_tokens"] == 3 * 5 * 5
-    total = sum(m["time/generate_s"] for m in s.values())
+    s = summarize(typed(records))
+    assert s["self_moa(k=4)"].calls == 3 * 5 and s["single"].calls == 3
+    assert s["self_moa(k=4)"].generated_tokens == 3 * 5 * 5
+    total = sum(m.generate_s for m in s.values())
     assert total == pytest.approx(sum(st.gen_s for st in stages))
 
 
@@ -341,8 +341,8 @@ def test_context_policies_are_applied_and_counted(bench_cfg, store, policy, outc
     assert r["outcome"] == outcome and len(r["events"]) == event_count
     assert r["events"][0] == f"context_{policy}"
     assert probe[0][0]["outcome"] == "ok"
-    summary = summarize(typed(records), "gsm8k")
-    assert summary[r["configuration"]]["events"] == {f"context_{policy}": event_count}
+    summary = summarize(typed(records))
+    assert summary[r["configuration"]].events == {f"context_{policy}": event_count}
 
 
 def test_duplicate_labels_are_a_config_error():
@@ -416,11 +416,12 @@ def test_prompt_knob_chooses_the_aggregator_prompt(setup, prompt):
 
 def test_truncation_warning_names_the_knob_of_its_stage():
     from harness.metrics import truncation_warnings
+    from harness.summary import StageStats
 
     stages = [
-        {"stage": "propose", "model": "m", "sequences": 100, "truncated": 6},
-        {"stage": "aggregate", "model": "m", "sequences": 100, "truncated": 50},
-        {"stage": "aggregate-2", "model": "m", "sequences": 100, "truncated": 5},  # not over 5%
+        StageStats("propose", "m", sequences=100, truncated=6),
+        StageStats("aggregate", "m", sequences=100, truncated=50),
+        StageStats("aggregate-2", "m", sequences=100, truncated=5),  # not over 5%
     ]
     plain = truncation_warnings(stages)
     assert [line.split("raise ")[1] for line in plain] == [

@@ -316,8 +316,8 @@ def test_a_study_through_served_models_stores_scores_and_never_writes_the_key(
     )
     with caplog.at_level("DEBUG"):
         metrics = study(run)
-    assert metrics["store/made"] == 2 * (1 + 2) + 2  # greedy + 2 samples, then 2 aggregations
-    assert metrics["engine/nondeterministic_models"] == []
+    assert metrics.made == 2 * (1 + 2) + 2  # greedy + 2 samples, then 2 aggregations
+    assert metrics.nondeterministic_models == []
     assert (tmp_path / "run" / "records.jsonl").read_text().count('"score"') > 0
     for p in [*tmp_path.rglob("*")]:
         if p.is_file():

@@ -13,7 +13,7 @@ from harness.config import BenchmarkConfig, ModelConfig
 from harness.engines import Sampling
 from harness.engines.factory import load_engine_config, make_engine, model_identity
 from harness.engines.replay import ReplayEngine, kind_of
-from harness.prompts import aggregation_messages, usc_messages
+from harness.methods.prompts import aggregation_messages, usc_messages
 from harness.store import Store
 from tests.conftest import run_execute
 
