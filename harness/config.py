@@ -22,7 +22,6 @@ from harness.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 LOGGER_MODES = ("offline", "online", "disabled")
-MAX_LIMIT = 10**6  # items per benchmark
 PHASES = ("all", "propose")
 MAX_SEED = 2**32 - 1  # numpy's limit; vLLM seeds numpy, torch and random with it
 MAX_TOKENS = 131072  # a token cap beyond this is a typo
@@ -40,23 +39,6 @@ class ModelConfig:
     # a conf/engine preset for this model alone (e.g. openai: served proposers, in-process
     # aggregator); null = the run's `engine`
     engine: str | None = None
-
-
-@dataclass
-class BenchmarkConfig:
-    name: str = MISSING
-    data_dir: str | None = None  # local copy; when absent the public hub is used via `datasets`
-    split: str = "test"
-    limit: int | None = None  # first N items; null = all
-    hub_id: str | None = None
-    hub_config: str | None = None
-    # Judged benchmarks (alpaca_eval, mt_bench): the judge model (a conf/model/ name) and the
-    # most tokens it may write per judgement (greedy).
-    judge: str | None = None
-    judge_max_tokens: int = 32
-    # Code-executing benchmarks (cruxeval): "contained" (namespaces, see harness.sandbox) or
-    # "trusted" (no namespaces; only for code you trust). Checked by harness.sandbox.check.
-    sandbox: str = "contained"
 
 
 @dataclass
@@ -99,7 +81,8 @@ class RunConfig:
     # a method's typed knobs (harness.methods: one Knobs dataclass per method), made typed by
     # harness.plan.checked_run
     method: Any = MISSING
-    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    # a benchmark's typed knobs (harness.benchmarks: one Knobs dataclass per benchmark)
+    benchmark: Any = MISSING
     engine: EngineConfig = field(default_factory=EngineConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -163,7 +146,6 @@ def to_run_config(cfg: DictConfig, run_dir: str | None = None) -> RunConfig:
 SECTIONS = {
     "": RunConfig,
     "model": ModelConfig,
-    "benchmark": BenchmarkConfig,
     "engine": EngineConfig,
     "logger": LoggerConfig,
 }
@@ -186,13 +168,8 @@ def check_keys(cfg: DictConfig) -> None:
 
 
 def validate(run: RunConfig) -> None:
-    """The values the schema alone can check (a method's knobs are checked by the method)."""
-    b = run.benchmark
-    if b.limit is not None and not 1 <= b.limit <= MAX_LIMIT:
-        raise ConfigError(
-            f"benchmark.limit must be in [1, {MAX_LIMIT}] or null for all items (got {b.limit})"
-        )
-    check_tokens(b.judge_max_tokens, "benchmark.judge_max_tokens")
+    """The values the schema alone can check (a method's knobs are checked by the method, a
+    benchmark's by the benchmark)."""
     if not 0 <= run.seed <= MAX_SEED:
         raise ConfigError(f"seed must be in [0, {MAX_SEED}] (got {run.seed})")
     if run.logger.mode not in LOGGER_MODES:

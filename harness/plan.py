@@ -100,6 +100,9 @@ def checked(cfg: DictConfig, run_dir: str | None = None) -> tuple[RunConfig, lis
     no model: the schema, knobs, model names and folders, token caps against contexts, labels,
     the judge. Fills `run.models` (every model the run needs, by name)."""
     run = schema_run_config(cfg, run_dir)
+    bench = cfg.get("benchmark")  # the benchmark's own knobs: a typed node drops unknown keys too
+    raw = OmegaConf.to_container(bench, resolve=True) if OmegaConf.is_dict(bench) else run.benchmark
+    run.benchmark = benchmarks.knobs_from(raw, "benchmark")
     method = cfg.get("method")  # a typed knobs node would drop a key it does not have: check it
     raw = OmegaConf.to_container(method, resolve=True) if OmegaConf.is_dict(method) else run.method
     run.method = methods.knobs_from(raw, "method")

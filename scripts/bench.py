@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from harness import benchmarks
-from harness.config import BenchmarkConfig, load_model_config
+from harness.config import load_model_config
 from harness.engines import Sampling
 from harness.engines.factory import make_engine
 from harness.methods.prompts import aggregation_messages
@@ -307,7 +307,7 @@ def main() -> None:
             *args.set,
         )
     )
-    run.benchmark = BenchmarkConfig(name="gsm8k", data_dir=args.data_dir, limit=max(sizes))
+    run.benchmark = benchmarks.knobs(name="gsm8k", data_dir=args.data_dir, limit=max(sizes))
     bench = benchmarks.get(run.benchmark)
     all_items = bench.load()
     model = load_model_config(args.model)

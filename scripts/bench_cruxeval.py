@@ -17,8 +17,8 @@ import sys
 import time
 from collections import Counter
 
+from harness import benchmarks
 from harness.benchmarks import get
-from harness.config import BenchmarkConfig
 
 
 def main() -> int:
@@ -30,7 +30,7 @@ def main() -> int:
         "--expression", action="store_true", help="wrap gold as `(lambda: <gold>)()` (not literal)"
     )
     args = parser.parse_args()
-    bench = get(BenchmarkConfig(name="cruxeval", data_dir=args.data_dir, limit=args.limit))
+    bench = get(benchmarks.knobs(name="cruxeval", data_dir=args.data_dir, limit=args.limit))
     items = bench.load()
     wrong_graded, failures = 0, []
     start = time.monotonic()

@@ -16,9 +16,9 @@ import json
 import sys
 from pathlib import Path
 
+from harness import benchmarks
 from harness.benchmarks import benchmark_class
 from harness.benchmarks.base import Item
-from harness.config import BenchmarkConfig
 
 
 def recount(run_dir: Path) -> dict:
@@ -27,7 +27,7 @@ def recount(run_dir: Path) -> dict:
 
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     name = config["benchmark"]["name"]
-    bench = benchmark_class(name)(BenchmarkConfig(name=name))
+    bench = benchmark_class(name)(benchmarks.knobs(name=name))
     counts = {
         "run": run_dir.name,
         "benchmark": name,

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from harness import benchmarks
 from harness.benchmarks.judge import PAIRWISE_REQUEST
-from harness.config import BenchmarkConfig, EngineConfig
+from harness.config import EngineConfig
 from harness.engines import Completion, Output, Sampling, too_long
 from harness.generate import Generator, ModelSlot
 from harness.plan import compose
@@ -39,8 +40,8 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def bench_cfg(data_dir: Path) -> BenchmarkConfig:
-    return BenchmarkConfig(name="gsm8k", data_dir=str(data_dir), limit=None)
+def bench_cfg(data_dir: Path) -> benchmarks.Knobs:
+    return benchmarks.knobs(name="gsm8k", data_dir=str(data_dir), limit=None)
 
 
 compose_config = compose

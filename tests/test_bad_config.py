@@ -177,14 +177,28 @@ CASES: list[tuple[list[str], int, str]] = [
     (["benchmark.limit=-1"], 2, r"benchmark.limit must be in \[1, 1000000\]"),
     (["benchmark.limit=10000000"], 2, r"benchmark.limit must be in \[1, 1000000\]"),
     (["benchmark.limit=0"], 2, r"benchmark.limit must be in \[1, 1000000\] or null .*got 0"),
-    (["benchmark.judge_max_tokens=0"], 2, r"benchmark.judge_max_tokens must be in \[1, 131072\]"),
-    (["benchmark.judge_max_tokens=100000000"], 2, r"benchmark.judge_max_tokens must be in \[1, "),
+    (
+        ["benchmark=mt_bench", "benchmark.judge_max_tokens=0"],
+        2,
+        r"benchmark.judge_max_tokens must be in \[1, 131072\]",
+    ),
+    (
+        ["benchmark=alpaca_eval", "benchmark.judge_max_tokens=100000000"],
+        2,
+        r"benchmark.judge_max_tokens must be in \[1, ",
+    ),
+    # a knob of another benchmark (judged, cruxeval): not a key of gsm8k's knobs
+    (["benchmark.judge_max_tokens=8"], 1, r"Could not override 'benchmark.judge_max_tokens'"),
+    (["benchmark.sandbox=trusted"], 1, r"Could not override 'benchmark.sandbox'"),
+    (["+benchmark.sandbox=trusted"], 2, r"benchmark.sandbox is not a config key; .* of gsm8k"),
+    (["benchmark=cruxeval", "benchmark.sandbox=loose"], 2, r"benchmark.sandbox='loose'; allowed"),
     (
         ["benchmark=alpaca_eval", "benchmark.judge_max_tokens=4096"],
         2,
         r"benchmark.judge_max_tokens=4096 leaves no room .* qwen2.5-coder-0.5b-instruct",
     ),  # fmt: skip
-    ([f"benchmark.judge={SMOL}"], 2, r"benchmark.judge is only used by judged benchmarks"),
+    ([f"benchmark.judge={SMOL}"], 1, r"Could not override 'benchmark.judge'"),
+    ([f"+benchmark.judge={SMOL}"], 2, r"benchmark.judge is not a config key; .* of gsm8k"),
     (
         ["benchmark=alpaca_eval", "benchmark.judge=null"],
         2,

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from harness import benchmarks
 from harness.benchmarks import get
-from harness.config import BenchmarkConfig
 from harness.environment import check_environment
 from harness.errors import ConfigError, DataError, PathError
 from harness.rundir import RunDir, release
@@ -63,7 +63,7 @@ def data_folder(tmp_path: Path, name: str, body: bytes | None = None) -> tuple[P
 
 
 def load(name: str, data: Path | None, **kw):
-    bench = get(BenchmarkConfig(name=name, data_dir=data and str(data), limit=None, **kw))
+    bench = get(benchmarks.knobs(name=name, data_dir=data and str(data), limit=None, **kw))
     return bench, bench.load()
 
 

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
+from harness import benchmarks
 from harness.benchmarks import get
 from harness.benchmarks.cruxeval import CruxItem, extract_answer
-from harness.config import BenchmarkConfig
 from harness.sandbox import Limits
 
 # Our own functions in CRUXEval's format (not taken from the dataset).
@@ -42,7 +42,7 @@ def crux_dir(tmp_path: Path) -> Path:
 
 
 def bench(data_dir, limit=None):
-    return get(BenchmarkConfig(name="cruxeval", data_dir=str(data_dir), limit=limit))
+    return get(benchmarks.knobs(name="cruxeval", data_dir=str(data_dir), limit=limit))
 
 
 def test_loader_skips_and_reports_malformed_records_with_file_and_line(crux_dir):
@@ -176,7 +176,7 @@ def test_nan_and_inf_grade_like_any_value(tmp_path):
 
 
 def test_trusted_mode_grades_without_namespaces(crux_dir):
-    b = get(BenchmarkConfig(name="cruxeval", data_dir=str(crux_dir), sandbox="trusted"))
+    b = get(benchmarks.knobs(name="cruxeval", data_dir=str(crux_dir), sandbox="trusted"))
     items = b.load()
     assert b.score(items[0], "'cba'") == 1.0 and b.score(items[0], "'abc'[::-1]") == 1.0
     assert b.score(items[0], "'abc'") == 0.0

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from harness import benchmarks
 from harness.benchmarks import get
 from harness.benchmarks.base import Item
-from harness.config import BenchmarkConfig
 
 CORPUS = Path(__file__).parent / "data" / "extraction"
 BENCHMARKS = ["gsm8k", "mmlu", "math500"]
@@ -35,7 +35,7 @@ def _unambiguous():
 
 @pytest.mark.parametrize("name, case", list(_unambiguous()))
 def test_scoring_agrees_with_the_human_grader(name, case):
-    bench = get(BenchmarkConfig(name=name))
+    bench = get(benchmarks.knobs(name=name))
     item = Item(id=case["item_id"] or case["id"], question="", reference=case["gold"])
     answer = bench.extract_answer(case["response"])
     assert bench.score(item, answer) == float(case["correct"]), f"read {answer!r}"
@@ -90,7 +90,7 @@ def test_corpus_covers_the_named_response_classes(name, classes):
 
 
 def test_two_letters_never_count_as_correct():
-    bench = get(BenchmarkConfig(name="mmlu"))
+    bench = get(benchmarks.knobs(name="mmlu"))
     for case in _cases("mmlu"):
         if case["class"] == "two_letters":
             for gold in "ABCD":
@@ -102,4 +102,4 @@ def test_two_letters_never_count_as_correct():
 def test_a_repeated_label_is_no_answer(case_id):
     # gemma-3-270m's degenerate "Answer:\n\nAnswer:\n..." used to be read as the answer "Answer:"
     (case,) = [c for c in _cases("math500") if c["id"] == case_id]
-    assert get(BenchmarkConfig(name="math500")).extract_answer(case["response"]) is None
+    assert get(benchmarks.knobs(name="math500")).extract_answer(case["response"]) is None

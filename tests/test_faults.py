@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from harness import benchmarks
 from harness.benchmarks import get
-from harness.config import BenchmarkConfig, ModelConfig, RunConfig
+from harness.config import ModelConfig, RunConfig
 from harness.methods import knobs
 from harness.plan import configurations
 from harness.store import Store
@@ -165,7 +166,7 @@ def fake_study(data: Path, store: Path) -> tuple[list[dict], list]:
     ]
     run = RunConfig(model=FAKE_MODELS["small"], method=rows[0], configurations=rows,
                     letters={"s": "small", "b": "big"})  # fmt: skip
-    bench = get(BenchmarkConfig(name="gsm8k", data_dir=str(data)))
+    bench = get(benchmarks.knobs(name="gsm8k", data_dir=str(data)))
     slot = fake_slot(FAKE_MODELS, lambda model: FakeEngine(model.name, []))
     return run_execute(configurations(run), bench.load(), bench, slot, Store(store))
 

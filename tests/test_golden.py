@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import methods
+from harness import benchmarks, methods
 from harness.benchmarks import get
-from harness.config import BenchmarkConfig, EngineConfig, ModelConfig, RunConfig
+from harness.config import EngineConfig, ModelConfig, RunConfig
 from harness.generate import Generator, ModelSlot
 from harness.plan import configurations
 from harness.store import Store
@@ -101,7 +101,8 @@ def test_study_stored_before_the_redesign_is_served_whole(bench_name, tmp_path):
         letters={"s": "small", "b": "big"},
     )
     judge = "judge" if bench_name == "mt_bench" else None
-    bench = get(BenchmarkConfig(name=bench_name, data_dir=str(GOLDEN / "data"), judge=judge))
+    own = {"judge": judge} if judge else {}  # a knob of judged benchmarks only
+    bench = get(benchmarks.knobs(bench_name, data_dir=str(GOLDEN / "data"), **own))
     slot = ModelSlot(MODELS, EngineConfig(name="test"), factory=engine)
     gen = Generator(slot, Store(tmp_path / "store"), seed=0)
     records = execute(configurations(run), bench.load(), bench, gen, judge)

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
+from harness import benchmarks
 from harness.benchmarks import get
 from harness.benchmarks.gsm8k import extract_answer, is_equivalent, reference_answer
-from harness.config import BenchmarkConfig
 from harness.errors import DataError
 
 
@@ -89,7 +89,7 @@ def test_malformed_records_are_skipped_with_file_and_line(bench_cfg, data_dir):
 
 def test_missing_local_data_and_no_hub_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    cfg = BenchmarkConfig(
+    cfg = benchmarks.knobs(
         name="gsm8k", data_dir=str(tmp_path), hub_id="openai/gsm8k", hub_config="main"
     )
     with pytest.raises(DataError, match=r"no local file .*gsm8k/test.jsonl .*not tried"):
@@ -98,7 +98,7 @@ def test_missing_local_data_and_no_hub_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_unknown_benchmark_lists_the_known_ones():
     with pytest.raises(ValueError, match="allowed: .*gsm8k"):
-        get(BenchmarkConfig(name="nope"))
+        get(benchmarks.knobs(name="nope"))
 
 
 def test_prompt_asks_for_the_marker_format(bench_cfg):
@@ -115,6 +115,6 @@ SHARED = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / 
     reason="workplace copy of GSM8K (../shared/data) not present",
 )
 def test_real_gsm8k_test_split_loads_completely():
-    bench = get(BenchmarkConfig(name="gsm8k", data_dir=str(SHARED)))
+    bench = get(benchmarks.knobs(name="gsm8k", data_dir=str(SHARED)))
     items = bench.load()
     assert len(items) == 1319 and bench.report.skipped == []

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from harness import benchmarks
 from harness.agreement import agreement
 from harness.benchmarks import get
 from harness.benchmarks.alpaca_eval import REFERENCE_FILE
@@ -14,7 +15,7 @@ from harness.benchmarks.judge import (
     parse_rating,
     rating_messages,
 )
-from harness.config import BenchmarkConfig, ModelConfig, RunConfig
+from harness.config import ModelConfig, RunConfig
 from harness.methods import knobs
 from harness.metrics import summarize
 from harness.plan import configurations
@@ -127,7 +128,7 @@ def judged_data(tmp_path):
 
 
 def test_alpaca_loader_skips_and_reports_malformed_records(judged_data):
-    bench = get(BenchmarkConfig(name="alpaca_eval", data_dir=str(judged_data)))
+    bench = get(benchmarks.knobs(name="alpaca_eval", data_dir=str(judged_data)))
     items = bench.load()
     assert [(i.id, i.question, i.reference) for i in items] == [
         ("alpaca_eval/0", "Say hi.", "Hi!"),
@@ -140,7 +141,7 @@ def test_alpaca_loader_skips_and_reports_malformed_records(judged_data):
 
 
 def test_mt_bench_loader_attaches_references_to_math_only(judged_data):
-    bench = get(BenchmarkConfig(name="mt_bench", data_dir=str(judged_data)))
+    bench = get(benchmarks.knobs(name="mt_bench", data_dir=str(judged_data)))
     items = bench.load()
     assert [i.id for i in items] == ["mt_bench/1", "mt_bench/2"]
     assert items[0].turn_references == ("", "") and items[1].turn_references == ("4", "12")
@@ -158,7 +159,7 @@ def test_mt_bench_loader_attaches_references_to_math_only(judged_data):
 def judged_run(data, name, method, tmp_path):
     models = {n: ModelConfig(name=n, path=f"org/{n}") for n in ("small", "judge")}
     run = RunConfig(model=models["small"], method=method)
-    bench = get(BenchmarkConfig(name=name, data_dir=str(data), judge="judge"))
+    bench = get(benchmarks.knobs(name=name, data_dir=str(data), judge="judge"))
     calls = []
     slot = fake_slot(models, lambda m: FakeEngine(m.name, calls))
     store = Store(tmp_path / "store")
@@ -209,6 +210,8 @@ def test_mt_bench_second_turn_continues_each_configurations_own_answer(judged_da
 
 
 def test_judged_benchmark_needs_a_judge_and_refuses_majority_vote(judged_data):
+    from hydra.errors import ConfigCompositionException
+
     from harness.config import ConfigError
     from harness.plan import checked_run, compose
 
@@ -218,8 +221,11 @@ def test_judged_benchmark_needs_a_judge_and_refuses_majority_vote(judged_data):
         checked_run(compose("benchmark=mt_bench", "method=majority_vote", "method.temperature=0.7"))
     with pytest.raises(ConfigError, match="unknown model 'nope'"):
         checked_run(compose("benchmark=mt_bench", "benchmark.judge=nope"))
-    with pytest.raises(ConfigError, match="only used by judged"):
-        checked_run(compose("benchmark=gsm8k", "benchmark.judge=smollm2-135m-instruct"))
+    # the judge is a knob of judged benchmarks only: gsm8k's knobs have no such key
+    with pytest.raises(ConfigCompositionException, match="benchmark.judge"):
+        compose("benchmark=gsm8k", "benchmark.judge=smollm2-135m-instruct")
+    with pytest.raises(ConfigError, match="benchmark.judge is not a config key; .* of gsm8k"):
+        checked_run(compose("benchmark=gsm8k", "+benchmark.judge=smollm2-135m-instruct"))
     run = checked_run(compose("benchmark=alpaca_eval"))
     assert run.benchmark.judge in run.models
 

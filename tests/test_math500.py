@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
+from harness import benchmarks
 from harness.benchmarks import get
 from harness.benchmarks.math500 import extract_answer, is_equivalent
-from harness.config import BenchmarkConfig
 from harness.errors import DataError
 
 
@@ -81,7 +81,7 @@ def test_loader_ids_references_and_malformed_lines(tmp_path):
             {"problem": "Compute $7 \\cdot 6$.", "answer": " 42 "},
         ],
     )
-    bench = get(BenchmarkConfig(name="math500", data_dir=str(tmp_path)))
+    bench = get(benchmarks.knobs(name="math500", data_dir=str(tmp_path)))
     items = bench.load()
     assert [i.id for i in items] == ["math500/test/0", "math500/test/2", "math500/test/5"]
     assert [i.reference for i in items] == ["5", "\\frac{3}{2}", "42"]
@@ -99,7 +99,7 @@ def test_loader_ids_references_and_malformed_lines(tmp_path):
 
 def test_missing_local_data_and_no_hub_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    cfg = BenchmarkConfig(name="math500", data_dir=str(tmp_path), hub_id="HuggingFaceH4/MATH-500")
+    cfg = benchmarks.knobs(name="math500", data_dir=str(tmp_path), hub_id="HuggingFaceH4/MATH-500")
     with pytest.raises(DataError, match=r"no local file .*math500/test.jsonl .*not tried"):
         get(cfg).load()
 
@@ -112,7 +112,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
     reason="workplace copy of MATH-500 (../shared/data) not present",
 )
 def test_real_math500_loads_completely_and_references_parse():
-    bench = get(BenchmarkConfig(name="math500", data_dir=str(SHARED)))
+    bench = get(benchmarks.knobs(name="math500", data_dir=str(SHARED)))
     items = bench.load()
     assert len(items) == 500 and bench.report.skipped == []
     assert all(is_equivalent(i.reference, i.reference) for i in items[:50])

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import benchmarks
 from harness.benchmarks import get
 from harness.benchmarks.mmlu import (
     INSTRUCTION,
@@ -10,7 +11,6 @@ from harness.benchmarks.mmlu import (
     extract_answer,
     normalise_label,
 )
-from harness.config import BenchmarkConfig
 from harness.errors import DataError
 
 
@@ -92,7 +92,7 @@ def _write_mmlu(root: Path) -> Path:
 
 def test_mmlu_loader_interleaves_subjects(tmp_path):
     _write_mmlu(tmp_path)
-    bench = get(BenchmarkConfig(name="mmlu", data_dir=str(tmp_path)))
+    bench = get(benchmarks.knobs(name="mmlu", data_dir=str(tmp_path)))
     items = bench.load()
     assert [i.id for i in items] == [
         "mmlu/astro_facts/0",
@@ -111,7 +111,7 @@ def test_mmlu_loader_interleaves_subjects(tmp_path):
 
 def test_mmlu_limit_spreads_over_subjects(tmp_path):
     _write_mmlu(tmp_path)
-    items = get(BenchmarkConfig(name="mmlu", data_dir=str(tmp_path), limit=2)).load()
+    items = get(benchmarks.knobs(name="mmlu", data_dir=str(tmp_path), limit=2)).load()
     assert [i.id for i in items] == ["mmlu/astro_facts/0", "mmlu/basic_arith/0"]
 
 
@@ -123,7 +123,7 @@ def test_mmlu_malformed_rows_are_skipped_with_file_and_line(tmp_path):
         w.writerow(["Multi\nline question with a bad answer", "1", "2", "3", "4", "7"])
         w.writerow(["Too short", "1", "2"])
         w.writerow(["What is 1 + 1?", "1", "2", "3", "4", "1"])
-    bench = get(BenchmarkConfig(name="mmlu", data_dir=str(tmp_path)))
+    bench = get(benchmarks.knobs(name="mmlu", data_dir=str(tmp_path)))
     items = bench.load()
     assert bench.report.skipped == [
         f"{path}:4: answer is not an index 0-3",
@@ -185,7 +185,7 @@ def _write_redux(root: Path) -> tuple[Path, Path]:
 
 def test_redux_loader_filters_labels_and_reports_malformed_rows(tmp_path):
     semi, comma = _write_redux(tmp_path)
-    bench = get(BenchmarkConfig(name="mmlu_redux", data_dir=str(tmp_path)))
+    bench = get(benchmarks.knobs(name="mmlu_redux", data_dir=str(tmp_path)))
     items = bench.load()
     by_id = {i.id: i.reference for i in items}
     assert by_id == {
@@ -219,7 +219,7 @@ def test_redux_loader_filters_labels_and_reports_malformed_rows(tmp_path):
 def test_missing_local_data_and_no_hub_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     for name, hub in [("mmlu", "cais/mmlu"), ("mmlu_redux", "edinburgh-dawg/mmlu-redux-2.0")]:
-        cfg = BenchmarkConfig(name=name, data_dir=str(tmp_path), hub_id=hub, hub_config=None)
+        cfg = benchmarks.knobs(name=name, data_dir=str(tmp_path), hub_id=hub, hub_config=None)
         with pytest.raises(DataError, match=r"no local files .*mmlu.*not tried"):
             get(cfg).load()
 
@@ -231,7 +231,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
     not (SHARED / "mmlu" / "test").is_dir(), reason="workplace copy of MMLU not present"
 )
 def test_real_mmlu_test_loads_completely():
-    bench = get(BenchmarkConfig(name="mmlu", data_dir=str(SHARED)))
+    bench = get(benchmarks.knobs(name="mmlu", data_dir=str(SHARED)))
     items = bench.load()
     assert len(items) == 14042 and bench.report.skipped == []
     assert len({i.id.split("/")[1] for i in items[:57]}) == 57
@@ -241,7 +241,7 @@ def test_real_mmlu_test_loads_completely():
     not (SHARED / "mmlu_redux").is_dir(), reason="workplace copy of MMLU-Redux not present"
 )
 def test_real_mmlu_redux_filtered_counts():
-    bench = get(BenchmarkConfig(name="mmlu_redux", data_dir=str(SHARED)))
+    bench = get(benchmarks.knobs(name="mmlu_redux", data_dir=str(SHARED)))
     items = bench.load()
     # 5,330 "ok" + 102 corrected "wrong groundtruth" - 1 row with a URL for a question
     assert len(items) == 5431

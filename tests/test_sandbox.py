@@ -25,9 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import sandbox
+from harness import benchmarks, sandbox
 from harness.benchmarks import get
-from harness.config import BenchmarkConfig
 from harness.errors import ConfigError
 from harness.sandbox import CONTAINED_LAYERS, Limits, processes_of
 
@@ -469,7 +468,7 @@ def test_a_prediction_cannot_read_the_expected_value(grader, shared_tmp):
     for audit in (True, False):
         r = grader(_evaluate, hunt, "", audit=audit)
         assert token not in repr(r), r
-    b = get(BenchmarkConfig(name="cruxeval", data_dir=str(shared_tmp)))
+    b = get(benchmarks.knobs(name="cruxeval", data_dir=str(shared_tmp)))
     from harness.benchmarks.cruxeval import CruxItem
 
     crux = CruxItem(id="x", question="", reference=repr(token), code=item, input="")

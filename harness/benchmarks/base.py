@@ -15,14 +15,40 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import ClassVar
 
-from harness.config import BenchmarkConfig
-from harness.errors import DataError
+from omegaconf import MISSING
+
+from harness.config import check_tokens
+from harness.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
 
 TURN_SUFFIX = "/turn{}"  # the id of turn t > 1 of a multi-turn item: "<item id>/turn<t>"
+MAX_LIMIT = 10**6  # items per benchmark
+
+
+@dataclass
+class Knobs:
+    """Knobs every benchmark has (`benchmark.*`); a benchmark with knobs of its own declares them
+    in a subclass, its `Knobs` (judged benchmarks: `judge`, `judge_max_tokens`; CRUXEval:
+    `sandbox`). conf/benchmark/<name>.yaml starts from `benchmark_schema/<name>`."""
+
+    name: str = MISSING
+    data_dir: str | None = None  # local copy; when absent the public hub is used via `datasets`
+    split: str = "test"
+    limit: int | None = None  # first N items; null = all
+    hub_id: str | None = None
+    hub_config: str | None = None
+    # the judge model: a knob of judged benchmarks (JudgedKnobs); none for the others
+    judge: ClassVar[str | None] = None
+
+
+@dataclass
+class JudgedKnobs(Knobs):
+    judge: str | None = None  # the judge model (a conf/model/ name)
+    judge_max_tokens: int = 32  # the most tokens it may write per judgement (greedy)
 
 
 @dataclass(frozen=True)
@@ -65,17 +91,26 @@ def boxed_contents(text: str) -> list[str]:
 class Benchmark(ABC):
     name: str
     label: str  # as printed in messages, e.g. "MATH-500"
+    Knobs: ClassVar[type[Knobs]] = Knobs  # its knobs (a subclass when it has knobs of its own)
     metric = "acc"  # summary key `<name>/<metric>`: the mean score of final answers
     judged = False  # scored by a judge model (see JudgedBenchmark) instead of `score`
     turns = 1  # user turns per item; turn t > 1 is asked after the answer to turn t - 1
     failed_score = 0.0  # the score of an item without a final answer (generation failed)
 
-    def __init__(self, cfg: BenchmarkConfig):
+    def __init__(self, cfg: Knobs):
         self.cfg = cfg
         self.report = LoadReport(source="")
         # how scoring went where it can fail apart from a wrong answer (CRUXEval: the sandbox's
         # status per graded answer); written to metrics.json as `score_outcomes`
         self.score_outcomes: Counter[str] = Counter()
+
+    @classmethod
+    def validate(cls, knobs: Knobs, key: str) -> None:
+        """Raise ConfigError naming the knob when a value is impossible (before anything runs)."""
+        if knobs.limit is not None and not 1 <= knobs.limit <= MAX_LIMIT:
+            raise ConfigError(
+                f"{key}.limit must be in [1, {MAX_LIMIT}] or null for all items (got {knobs.limit})"
+            )
 
     def check(self) -> None:  # noqa: B027 - a hook: most benchmarks need no check
         """Raise ConfigError when this machine cannot score the benchmark (before models load)."""
@@ -288,6 +323,12 @@ class JudgedBenchmark(Benchmark):
     """
 
     judged = True
+    Knobs = JudgedKnobs
+
+    @classmethod
+    def validate(cls, knobs: JudgedKnobs, key: str) -> None:
+        super().validate(knobs, key)
+        check_tokens(knobs.judge_max_tokens, f"{key}.judge_max_tokens")
 
     def extract_answer(self, text: str) -> str | None:
         return None

@@ -47,7 +47,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from harness import sandbox
-from harness.benchmarks.base import Benchmark, Item
+from harness.benchmarks.base import Benchmark, Item, Knobs
+from harness.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +133,26 @@ def extract_answer(text: str) -> str | None:
     return _value(text)
 
 
+@dataclass
+class CRUXEvalKnobs(Knobs):
+    # "contained" (namespaces, see harness.sandbox) or "trusted" (no namespaces; only for code you
+    # trust). Whether this machine can contain the code: harness.sandbox.check, in `check`.
+    sandbox: str = "contained"
+
+
 class CRUXEval(Benchmark):
     name = "cruxeval"
     label = "CRUXEval"
+    Knobs = CRUXEvalKnobs
     limits = sandbox.Limits()
+
+    @classmethod
+    def validate(cls, knobs: CRUXEvalKnobs, key: str) -> None:
+        super().validate(knobs, key)
+        if knobs.sandbox not in sandbox.MODES:
+            raise ConfigError(
+                f"{key}.sandbox={knobs.sandbox!r}; allowed: {', '.join(sandbox.MODES)}"
+            )
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -195,7 +212,7 @@ class CRUXEval(Benchmark):
 
     def _verdict(self, item: CruxItem, answer: str) -> tuple[float, str, str]:
         """(score, outcome, reason): decided here, from values parsed here."""
-        limits = replace(self.limits, mode=getattr(self.cfg, "sandbox", "contained"))
+        limits = replace(self.limits, mode=self.cfg.sandbox)
         where = (item.code, item.input)
         if where not in self._expected:
             self._expected[where] = sandbox.evaluate(f"f({item.input})", item.code, limits)
