@@ -44,7 +44,7 @@ class ModelConfig:
 @dataclass
 class EngineConfig:
     name: str = MISSING
-    kind: str = "vllm"  # which engine module loads models (harness.engines.KINDS)
+    kind: str = "vllm"  # which engine module loads models (harness.engines.REGISTRY)
     # rough batched decode rate, only for the planned-time line printed before a study
     tokens_per_s_hint: float = 0.0
     env: dict[str, str] = field(default_factory=dict)  # set before vLLM is imported

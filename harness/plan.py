@@ -20,11 +20,10 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 import harness.rundir  # noqa: F401 - registers ${run_tag:}, used in hydra.run.dir
-from harness import benchmarks, methods
+from harness import benchmarks, engines, methods
 from harness.benchmarks import Benchmark, Item, validate_judge
 from harness.config import CONF_DIR, ModelConfig, RunConfig, load_model_config, preset_row
 from harness.config import to_run_config as schema_run_config
-from harness.engines.base import KINDS
 from harness.errors import ConfigError
 from harness.methods import Configuration, item_seed
 from harness.models import GGUF_MODELS
@@ -110,8 +109,7 @@ def checked(cfg: DictConfig, run_dir: str | None = None) -> tuple[RunConfig, lis
         methods.knobs_from(preset_row(row, f"configurations[{i}]"), f"configurations[{i}]")
         for i, row in enumerate(run.configurations)
     ]
-    if run.engine.kind not in KINDS:  # fails here, not at the first stage
-        raise ConfigError(f"engine.kind={run.engine.kind!r}; allowed: {', '.join(sorted(KINDS))}")
+    engines.engine_class(run.engine.kind)  # fails here, not at the first stage
     validate_model(run.model, "model")
     planned = [(configuration(k, run, key), key) for k, key in rows(run)]
     run.models = collect_models(run, planned)

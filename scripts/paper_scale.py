@@ -159,10 +159,9 @@ def instrument() -> None:
 
 def full_counts(data_dir: str) -> dict[str, int]:
     from harness import benchmarks
-    from harness.config import BenchmarkConfig
 
     return {
-        b: len(benchmarks.get(BenchmarkConfig(name=b, data_dir=data_dir, limit=None)).load())
+        b: len(benchmarks.get(benchmarks.knobs(name=b, data_dir=data_dir, limit=None)).load())
         for b in BENCHMARKS
     }
 

@@ -10,13 +10,16 @@ import os
 import runpy
 import time
 
-import harness.engines.vllm as vllm_engine
+import harness.engines
 import harness.models
+from harness.engines.vllm import VllmEngine
 from tests.conftest import FakeEngine
 
 
 class Engine(FakeEngine):
-    identity = staticmethod(vllm_engine.VllmEngine.identity)  # store keys as the real engine's
+    kind = VllmEngine.kind
+    identity = staticmethod(VllmEngine.identity)  # store keys as the real engine's
+    is_deterministic = staticmethod(VllmEngine.is_deterministic)
 
     def __init__(self, model, engine, seed: int = 0):
         super().__init__(model.name, [])
@@ -28,7 +31,7 @@ class Engine(FakeEngine):
         return super().chat(conversations, params)
 
 
-vllm_engine.VllmEngine = Engine
+harness.engines.REGISTRY[Engine.kind] = Engine  # engine.kind=vllm loads the fake
 harness.models.prepare = lambda name: None
 
 if __name__ == "__main__":

@@ -261,6 +261,31 @@ def test_unknown_setting_is_a_config_error():
         model_identity(TINY, config(base_url="http://x"))
 
 
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"concurrency": "many"}, r"engine.kwargs.concurrency .*: Value 'many'"),
+        ({"deterministic": "maybe"}, r"engine.kwargs.deterministic .*: Value 'maybe'"),
+        ({"timeout_s": "soon"}, r"engine.kwargs.timeout_s"),
+        ({"concurrency": 0}, r"need concurrency >= 1, max_retries >= 0 and timeout_s > 0"),
+    ],
+)
+def test_a_wrongly_typed_or_impossible_setting_is_a_config_error(setting, message):
+    """Checked before any request (no server at this URL): the key and the value named."""
+    with pytest.raises(ConfigError, match=message):
+        model_identity(TINY, config("http://127.0.0.1:9/v1", **setting))
+
+
+def test_settings_are_typed_after_the_check(tmp_path):
+    from harness.engines.served import served_settings
+
+    urls = tmp_path / "urls"
+    urls.write_text("http://b/v1/\nhttp://a/v1\n")
+    s = served_settings(TINY, config("http://a/v1", urls_file=str(urls), concurrency="4"))
+    assert s.base_urls == ["http://a/v1", "http://b/v1"] and s.concurrency == 4
+    assert s.n_per_request is True and s.deterministic is None
+
+
 def test_identity_is_the_served_model_and_root_not_the_url(server):
     one, two = server(Script()), server(Script())
     assert model_identity(TINY, config(one)) == "served:tiny@/models/tiny"

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from harness import benchmarks
-from harness.config import BenchmarkConfig, ModelConfig
+from harness.config import ModelConfig
 from harness.engines import Sampling
 from harness.engines.factory import load_engine_config, make_engine, model_identity
 from harness.engines.replay import ReplayEngine, kind_of
@@ -27,7 +27,7 @@ def engine() -> ReplayEngine:
 
 
 def first_items(name: str, n: int = 8):
-    bench = benchmarks.get(BenchmarkConfig(name=name, data_dir=DATA, limit=n))
+    bench = benchmarks.get(benchmarks.knobs(name=name, data_dir=DATA, limit=n))
     return bench, bench.load()
 
 

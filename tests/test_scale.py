@@ -36,11 +36,10 @@ def test_record_to_json_is_asdict():
 
 def test_each_distinct_text_of_an_item_is_graded_once(tmp_path):
     from harness import benchmarks
-    from harness.config import BenchmarkConfig
     from harness.score import grader
     from tests.conftest import write_gsm8k
 
-    cfg = BenchmarkConfig(name="gsm8k", data_dir=str(write_gsm8k(tmp_path)), limit=2)
+    cfg = benchmarks.knobs(name="gsm8k", data_dir=str(write_gsm8k(tmp_path)), limit=2)
     bench = benchmarks.get(cfg)
     items = bench.load()
     calls = []

@@ -1,6 +1,7 @@
 """What every engine speaks: conversations in, typed outputs back.
 
-Contract (what `harness.generate` relies on, and what the fake engine in the tests mimics):
+Contract (`Engine` below: what `harness.generate` and the factory rely on, and what the fake
+engine in the tests mimics):
     engine = make_engine(model_cfg, engine_cfg, seed)  # loads; engine.load_s = seconds
     outs = engine.chat(conversations, params)          # len(outs) == len(conversations)
     outs[i].completions                                # params[i].n completions, in sample order
@@ -14,18 +15,14 @@ no completions, `error` names the outcome ("prompt_too_long") and the typed fiel
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from harness.config import EngineConfig, ModelConfig
 
 Conversation = list[dict[str, str]]
 
 PROMPT_TOO_LONG = "prompt_too_long"
-
-# engine kind -> "module:class" (loaded by harness.engines.factory); a new kind is one line here
-KINDS = {
-    "vllm": "harness.engines.vllm:VllmEngine",
-    "openai": "harness.engines.openai:OpenAIEngine",
-    "replay": "harness.engines.replay:ReplayEngine",
-}
 
 
 @dataclass(frozen=True)
@@ -76,9 +73,29 @@ def too_long(prompt_tokens: int, context_limit: int) -> Output:
 
 
 class Engine(Protocol):
+    """An engine kind (`engine.kind`; harness.engines.REGISTRY): one loaded model.
+
+    The class itself answers for a model before loading it: `identity` (the model part of every
+    store key: whatever fixes the numbers it produces) and `is_deterministic` (whether equal seeds
+    give equal texts; the study warns otherwise). Both may raise ConfigError naming the setting.
+    """
+
+    kind: ClassVar[str]  # its `engine.kind`
     model_name: str
-    load_s: float
+    load_s: float  # seconds the model took to load
 
-    def chat(self, conversations: list[Conversation], params: list[Sampling]) -> list[Output]: ...
+    def __init__(self, model: ModelConfig, engine: EngineConfig, seed: int = 0) -> None: ...
 
-    def close(self) -> None: ...
+    @staticmethod
+    def identity(model: ModelConfig, engine: EngineConfig) -> str: ...
+
+    @staticmethod
+    def is_deterministic(model: ModelConfig, engine: EngineConfig) -> bool: ...
+
+    def chat(self, conversations: list[Conversation], params: list[Sampling]) -> list[Output]:
+        """One Output per conversation, in order; params[i].n completions each."""
+        ...
+
+    def close(self) -> None:
+        """Release the model (its memory) before the next one loads."""
+        ...

@@ -2,25 +2,16 @@
 
 `make_engine(model, engine, seed)` loads a model with the engine kind of its preset
 (`model.engine`, a conf/engine name, else the run's `engine`); `model_identity` is the model
-part of every store key. Engine kinds are listed in `harness.engines.base.KINDS`.
+part of every store key. Engine kinds are listed in `harness.engines.REGISTRY`.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
-
 from omegaconf import OmegaConf
 
 from harness.config import CONF_DIR, EngineConfig, ModelConfig, options
-from harness.engines.base import KINDS, Engine
+from harness.engines import Engine, engine_class
 from harness.errors import ConfigError
-
-
-def engine_class(kind: str) -> type:
-    if kind not in KINDS:
-        raise ConfigError(f"engine.kind={kind!r}; allowed: {', '.join(sorted(KINDS))}")
-    module, name = KINDS[kind].split(":")
-    return getattr(import_module(module), name)
 
 
 def load_engine_config(name: str) -> EngineConfig:
@@ -67,7 +58,6 @@ def nondeterministic(models: dict[str, ModelConfig], engine: EngineConfig) -> li
     found = []
     for name, m in models.items():
         e = engine_config(m, engine)
-        check = getattr(engine_class(e.kind), "is_deterministic", None)
-        if check is not None and not check(m, e):
+        if not engine_class(e.kind).is_deterministic(m, e):
             found.append(name)
     return found

@@ -1,24 +1,10 @@
 """Served models behind an OpenAI-compatible API: `vllm serve` replicas or a hosted API.
 
-Settings are `engine.kwargs` of an engine with `kind: openai` (conf/engine/openai.yaml), merged
-with the model's `engine_kwargs`:
-    base_urls    list of ".../v1" URLs, load-balanced (least requests in flight); replicas of one
-                 model must serve the same weights
-    urls_file    a file with one base URL a line (slurm/serve.sbatch writes it); adds to base_urls
-    api_key_env  NAME of the environment variable holding the key (null: no key). The key is read
-                 here and never stored, logged or put in an error message
-    served_model the model name on the server; null: the model's `name`, else its `path`,
-                 whichever the server lists
-    concurrency  requests in flight at once, over all URLs
-    timeout_s, max_retries, backoff_s
-                 per-request timeout; retries with exponential backoff (and Retry-After) on 429,
-                 5xx, timeouts and refused connections, each retry on the least-loaded URL
-    n_per_request  send `n` in one request (vLLM, OpenAI); false: n requests with seed + j
-    deterministic  whether equal seeds give equal texts; null: true for vLLM servers only
-    revision     recorded in the identity next to what the server reports (e.g. the server's
-                 dtype, or a dated hosted model version); the replies' system_fingerprint values
-                 are logged and kept in `fingerprints`
-    extra_body   more request fields, e.g. {top_k: 20}
+Settings: `engine.kwargs` of an engine with `kind: openai` (conf/engine/openai.yaml), merged with
+the model's `engine_kwargs`, typed and checked in harness.engines.served (`ServedSettings`: base
+URLs or a URLs file, the key's variable, the served name, concurrency, timeouts and retries,
+n per request, determinism, revision, extra request fields). The replies' system_fingerprint
+values are logged and kept in `fingerprints`.
 Sample j of `Sampling(n=k, seed=s)` has seed s + j on a vLLM server exactly as in-process.
 
 Outcomes that cannot be checked before the study are counted per request in `outcomes`
@@ -32,7 +18,6 @@ the study starts.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import re
 import threading
@@ -40,76 +25,21 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from harness.config import EngineConfig, ModelConfig
 from harness.engines.base import Completion, Conversation, Output, Sampling, too_long
+from harness.engines.served import ServedSettings, api_key, served_settings
 from harness.errors import ConfigError
 from harness.progress import Progress
 
 log = logging.getLogger(__name__)
 
 REQUEST_FAILED = "request_failed"
-DEFAULTS: dict[str, Any] = {
-    "base_urls": [],
-    "urls_file": None,
-    "api_key_env": None,
-    "served_model": None,
-    "concurrency": 32,
-    "timeout_s": 600.0,
-    "max_retries": 5,
-    "backoff_s": 1.0,
-    "n_per_request": True,
-    "deterministic": None,
-    "extra_body": {},
-    "probe_timeout_s": 10.0,
-    "revision": None,
-}
 CONTEXT = re.compile(r"maximum context length is (\d+)")
 PROMPT = re.compile(
     r"(?:contains|resulted in|requested)\s+(?:at least\s+)?(\d+)\s+(?:input\s+)?tok"
 )
-
-
-def settings(model: ModelConfig, engine: EngineConfig) -> dict[str, Any]:
-    """The engine's settings (defaults <- engine.kwargs <- model.engine_kwargs), checked."""
-    given = {**engine.kwargs, **model.engine_kwargs}
-    unknown = sorted(set(given) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(
-            f"engine {engine.name} (kind openai), model {model.name}: unknown settings {unknown}; "
-            f"allowed: {', '.join(sorted(DEFAULTS))}"
-        )
-    s = {**DEFAULTS, **given}
-    urls = [s["base_urls"]] if isinstance(s["base_urls"], str) else list(s["base_urls"] or [])
-    if s["urls_file"]:
-        path = Path(s["urls_file"]).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"engine.kwargs.urls_file={str(path)!r}: no such file")
-        urls += [u.strip() for u in path.read_text().splitlines() if u.strip()]
-    if not urls:
-        raise ConfigError(
-            f"model {model.name}: engine {engine.name} needs engine.kwargs.base_urls "
-            "(e.g. [http://127.0.0.1:8000/v1]) or engine.kwargs.urls_file"
-        )
-    s["base_urls"] = [u.rstrip("/") for u in dict.fromkeys(urls)]
-    if int(s["concurrency"]) < 1 or int(s["max_retries"]) < 0 or float(s["timeout_s"]) <= 0:
-        raise ConfigError(
-            "engine.kwargs: need concurrency >= 1, max_retries >= 0 and timeout_s > 0 "
-            f"(got {s['concurrency']}, {s['max_retries']}, {s['timeout_s']})"
-        )
-    return s
-
-
-def api_key(s: dict[str, Any]) -> str:
-    name = s["api_key_env"]
-    if not name:
-        return "EMPTY"  # vLLM servers started without --api-key accept any key
-    key = os.environ.get(name)
-    if not key:
-        raise ConfigError(f"engine.kwargs.api_key_env={name!r}: that environment variable is unset")
-    return key
 
 
 @dataclass(frozen=True)
@@ -137,26 +67,24 @@ def probe(model: ModelConfig, engine: EngineConfig) -> Served:
     """
     import openai
 
-    s = settings(model, engine)
-    cache_key = (tuple(s["base_urls"]), model.name, s["served_model"], s["api_key_env"])
+    s = served_settings(model, engine)
+    cache_key = (tuple(s.base_urls), model.name, s.served_model, s.api_key_env)
     if cache_key in _served:
         return _served[cache_key]
     key = api_key(s)
-    wanted = [s["served_model"]] if s["served_model"] else [model.name, model.path]
+    wanted = [s.served_model] if s.served_model else [model.name, model.path]
     found: list[Served] = []
-    for url in s["base_urls"]:
-        client = openai.OpenAI(
-            base_url=url, api_key=key, max_retries=0, timeout=float(s["probe_timeout_s"])
-        )
+    for url in s.base_urls:
+        client = openai.OpenAI(base_url=url, api_key=key, max_retries=0, timeout=s.probe_timeout_s)
         try:
             listed = {m.id: m for m in client.models.list()}
         except openai.AuthenticationError as e:
             raise ConfigError(
                 f"{url}: authentication failed ({e.status_code}); check the key in "
-                f"${s['api_key_env'] or '(none: set engine.kwargs.api_key_env)'}"
+                f"${s.api_key_env or '(none: set engine.kwargs.api_key_env)'}"
             ) from None
         except openai.APITimeoutError:
-            raise ConfigError(f"{url}: no answer within {s['probe_timeout_s']} s") from None
+            raise ConfigError(f"{url}: no answer within {s.probe_timeout_s} s") from None
         except openai.APIConnectionError as e:
             raise ConfigError(f"{url}: unreachable ({cause(e)})") from None
         except openai.APIStatusError as e:
@@ -185,7 +113,7 @@ def probe(model: ModelConfig, engine: EngineConfig) -> Served:
         found[0].root,
         min((f.max_model_len for f in found if f.max_model_len), default=None),
         found[0].owned_by,
-        tuple(s["base_urls"]),
+        tuple(s.base_urls),
     )
     log.info(
         "%s: served as %r (root %s, context %s) by %s",
@@ -207,28 +135,31 @@ def cause(e: BaseException) -> str:
 
 
 def is_deterministic(model: ModelConfig, engine: EngineConfig) -> bool:
-    s = settings(model, engine)
-    if s["deterministic"] is not None:
-        return bool(s["deterministic"])
+    s = served_settings(model, engine)
+    if s.deterministic is not None:
+        return s.deterministic
     return probe(model, engine).is_vllm
 
 
 class OpenAIEngine:
     """Chat completions from OpenAI-compatible servers, concurrent, retried, load-balanced."""
 
+    kind = "openai"
+    settings: ServedSettings
+
     def __init__(self, model: ModelConfig, engine: EngineConfig, seed: int = 0):
         import openai
 
         start = time.perf_counter()
-        self.settings = s = settings(model, engine)
+        self.settings = s = served_settings(model, engine)
         self.served = probe(model, engine)
         self.model_name = model.name
         self.deterministic = is_deterministic(model, engine)
-        timeout = float(s["timeout_s"])
+        timeout = s.timeout_s
         key = api_key(s)
         self.clients = {
             url: openai.OpenAI(base_url=url, api_key=key, max_retries=0, timeout=timeout)
-            for url in s["base_urls"]
+            for url in s.base_urls
         }
         self.in_flight = Counter({url: 0 for url in self.clients})
         self.lock = threading.Lock()
@@ -248,7 +179,7 @@ class OpenAIEngine:
         """served:<id the server lists>@<the weights it reports>[ rev=<revision>]; no URL, so
         replicas share stored generations."""
         served = probe(model, engine)
-        revision = settings(model, engine)["revision"]
+        revision = served_settings(model, engine).revision
         base = f"served:{served.model_id}@{served.root or 'unreported'}"
         return base if revision is None else f"{base} rev={revision}"
 
@@ -269,7 +200,7 @@ class OpenAIEngine:
 
         s = self.settings
         body: dict[str, Any] = {"return_token_ids": True} if self.served.is_vllm else {}
-        body.update(s["extra_body"] or {})
+        body.update(s.extra_body or {})
         args: dict[str, Any] = {
             "model": self.served.model_id,
             "messages": conversation,
@@ -281,7 +212,7 @@ class OpenAIEngine:
         if seed is not None:
             args["seed"] = seed
         failed_url = None
-        for attempt in range(int(s["max_retries"]) + 1):
+        for attempt in range(s.max_retries + 1):
             url = self.pick(failed_url)
             wait = None
             try:
@@ -304,7 +235,7 @@ class OpenAIEngine:
                 log.warning("%s: request rejected (%s): %s", url, e.status_code, e.message)
                 return Output(0, (), f"{REQUEST_FAILED}: {url} answered {e.status_code}")
             except openai.APITimeoutError:
-                outcome, why = "timeout", f"no answer within {s['timeout_s']} s"
+                outcome, why = "timeout", f"no answer within {s.timeout_s} s"
             except openai.APIConnectionError as e:
                 outcome, why = "connection_error", cause(e)
             except openai.RateLimitError as e:
@@ -320,12 +251,12 @@ class OpenAIEngine:
                 with self.lock:
                     self.in_flight[url] -= 1
             failed_url = url
-            if attempt == int(s["max_retries"]):
+            if attempt == s.max_retries:
                 self.count(outcome)
                 log.warning("%s: giving up after %d attempts: %s", url, attempt + 1, why)
                 return Output(0, (), f"{REQUEST_FAILED}: {outcome} at {url} ({why})")
             self.count("retried")
-            delay = wait if wait is not None else float(s["backoff_s"]) * 2**attempt
+            delay = wait if wait is not None else s.backoff_s * 2**attempt
             time.sleep(delay * (1 + 0.25 * self.random.random()))
         raise AssertionError("unreachable")
 
@@ -375,11 +306,11 @@ class OpenAIEngine:
             raise ValueError(f"{len(conversations)} conversations but {len(params)} params")
         jobs = []  # (request index, n, seed)
         for i, p in enumerate(params):
-            if self.settings["n_per_request"] or p.n == 1:
+            if self.settings.n_per_request or p.n == 1:
                 jobs.append((i, p.n, p.seed))
             else:  # one request per sample, sample j with seed + j
                 jobs += [(i, 1, None if p.seed is None else p.seed + j) for j in range(p.n)]
-        workers = min(int(self.settings["concurrency"]), max(1, len(jobs)))
+        workers = min(self.settings.concurrency, max(1, len(jobs)))
         with ThreadPoolExecutor(workers, thread_name_prefix="openai") as pool:
             futures = [
                 pool.submit(self.request, conversations[i], params[i], n, seed)

@@ -271,6 +271,8 @@ def answer_line(kind: str, answer: str, rng: random.Random) -> str:
 class ReplayEngine:
     """Engine kind `replay` (conf/engine/replay.yaml): no model, instant texts."""
 
+    kind = "replay"
+
     def __init__(self, model: ModelConfig, engine: EngineConfig, seed: int = 0):
         self.model_name = model.name
         self.load_s = 0.0

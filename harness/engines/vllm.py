@@ -90,6 +90,8 @@ def engine_kwargs(model: ModelConfig, engine: EngineConfig) -> dict:
 
 
 class VllmEngine:
+    kind = "vllm"
+
     def __init__(self, model: ModelConfig, engine: EngineConfig, seed: int = 0):
         for key, value in engine.env.items():  # must precede the first `import vllm`
             os.environ[key] = str(value)
@@ -123,6 +125,11 @@ class VllmEngine:
         dtype = engine_kwargs(model, engine).get("dtype")
         base = model_identity(model)
         return base if dtype in UNMARKED_DTYPES else f"{base} dtype={dtype}"
+
+    @staticmethod
+    def is_deterministic(model: ModelConfig, engine: EngineConfig) -> bool:
+        """Sample j of a seeded request repeats exactly (vLLM seeds each sample)."""
+        return True
 
     def prompt_tokens(self, conversation: Conversation) -> int:
         text = self.tokenizer.apply_chat_template(
