@@ -147,13 +147,13 @@ def instrument() -> None:
         wrap(bench, "extract_answer", f"{bench.name}: scoring")
         return bench
 
-    run_mod.benchmarks.get = get  # harness.run calls benchmarks.get(...)
+    benchmarks.get = get  # harness.plan.load_items calls benchmarks.get(...)
     wrap(run_mod, "configurations", "planning (load items, configurations)")
-    wrap(run_mod, "planned_generations", "planning (load items, configurations)")
-    wrap(run_mod, "summarize", "summary metrics")
+    wrap(run_mod, "plan_line", "planning (load items, configurations)")
+    wrap(run_mod, "study_metrics", "summary metrics")
     wrap(RunDir, "write_records", "records (records.jsonl)")
     wrap(run_mod, "make_tracker", "W&B offline (init, tables, finish)")
-    for name in ("log_summary", "log_results", "log_items", "finish"):
+    for name in ("log_study", "finish"):
         wrap(WandbTracker, name, "W&B offline (init, tables, finish)")
 
 
@@ -176,8 +176,7 @@ def quiet(log: Path):
 def studies(limits: dict[str, int], out: Path, sweep: Path) -> list[dict]:
     """The three studies of experiment=paper_table3, one `harness.run.study` each."""
     import harness.run as run_mod
-    from harness.config import compose
-    from harness.plan import checked_run
+    from harness.plan import checked_run, compose
 
     metrics = []
     for i, bench in enumerate(BENCHMARKS):
@@ -229,8 +228,8 @@ def measure(args, out: Path, limits: dict[str, int], warm: bool) -> dict:
         analysis(sweep, out / "embeddings")
     label = "analysis (embeddings, fits, plots, W&B)"
     clock.add(label, time.perf_counter() - start, cpu_s() - cpu)
-    generations = sum(st["made"] + st["found"] for m in metrics for st in m["stages"])
-    tokens = sum(st["generated_tokens"] for m in metrics for st in m["stages"])
+    generations = sum(st.made + st.found for m in metrics for st in m.stages)
+    tokens = sum(st.generated_tokens for m in metrics for st in m.stages)
     return {
         "phases": dict(clock.seconds),
         "cpu": dict(clock.cpu),
@@ -238,10 +237,10 @@ def measure(args, out: Path, limits: dict[str, int], warm: bool) -> dict:
         "study_s": study_s,
         "engine_s": clock.engine_s,
         "generations": generations,
-        "made": sum(st["made"] for m in metrics for st in m["stages"]),
+        "made": sum(st.made for m in metrics for st in m.stages),
         "generated_tokens": tokens,
-        "items": {m["benchmark"]: m["items"] for m in metrics},
-        "records": sum(len(m["configurations"]) * m["items"] for m in metrics),
+        "items": {m.keys.benchmark: m.items for m in metrics},
+        "records": sum(len(m.configurations) * m.items for m in metrics),
         "store_bytes": disk_bytes(out / "store"),
         "peak_rss_gib": rss_gib(),
     }
@@ -297,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HARNESS_CACHE_DIR", str(Path.home() / ".cache" / "harness"))
     os.environ["WANDB_DIR"] = str(out / "wandb")
     os.environ["WANDB_SILENT"] = "true"
-    from harness.config import compose, to_run_config
+    from harness.config import to_run_config
+    from harness.plan import compose
 
     data_dir = args.data_dir or to_run_config(compose()).paths.data
     if data_dir is None:

@@ -12,7 +12,8 @@ import pytest
 import yaml
 from test_analyze import FakeEmbedder
 
-from harness.analysis.paper import claim_verdict, verdict
+from harness.analysis.paper import verdict
+from harness.analysis.paper_claims import claim_verdict
 from harness.analysis.pipeline import analyze
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

@@ -111,14 +111,13 @@ def test_aggregation_mostly_takes_the_answer_most_responses_gave(engine):
         top = max(set(answers), key=answers.count)
         agg = texts(engine, aggregation_messages(conv, proposals), n=1, seed=3)[0]
         agree += bench.extract_answer(agg) == top
-        assert kind_of(usc_messages(conv, proposals)) == "usc"
+        assert kind_of(usc_messages(conv, proposals)) == "select"
     assert agree >= 12
 
 
 def test_a_study_runs_through_the_core_and_is_served_from_the_store(tmp_path):
-    from harness.config import compose
     from harness.generate import ModelSlot
-    from harness.plan import checked_run, configurations
+    from harness.plan import checked_run, compose, configurations
 
     cfg = compose(
         "experiment=paper_table3", "engine=replay", "benchmark=cruxeval", "benchmark.limit=3",

@@ -3,7 +3,7 @@ harness.analysis.pipeline alone (the content of analysis.json)."""
 
 from __future__ import annotations
 
-from harness.analysis import paper
+from harness.analysis import paper_markdown
 from harness.analysis.compare import COSTS
 from harness.analysis.quality import FAMILIES, K_NORMS, measure_name
 from harness.analysis.regression import Fit, table4
@@ -136,7 +136,7 @@ def header(results: dict) -> list[str]:
 def report(results: dict) -> str:
     out = header(results)
     if results.get("table3"):
-        out += ["", *paper.section(results["table3"])]
+        out += ["", *paper_markdown.section(results["table3"])]
     for bench, b in results["benchmarks"].items():
         out += ["", f"## {bench} (t = `{b['metric']}`)", ""]
         if b["dropped_from_fit"]:

@@ -54,7 +54,7 @@ DEFAULTS = {
         "cruxeval": 220,
         "math": 480,
         "choice": 260,
-        "usc": 40,
+        "select": 40,
         "judge": 120,
         "free": 420,
     },
@@ -113,7 +113,7 @@ SENTENCES = {
         "Finally, remember that the best choice depends on your specific situation.",
     ],
 }
-SENTENCES["usc"] = ["The responses mostly agree on the final answer."]
+SENTENCES["select"] = ["The responses mostly agree on the final answer."]
 SENTENCES["judge"] = ["The response is relevant, mostly accurate and reasonably detailed."]
 
 _NUMBER = re.compile(r"(?<![\w.])\d{1,4}(?![\w.])")
@@ -147,7 +147,7 @@ def kind_of(conversation: Conversation) -> str:
     """Which benchmark form the prompt asks for, from its last user turn."""
     last = conversation[-1]["content"] if conversation else ""
     if "most consistent" in last and "Response N" in last:
-        return "usc"
+        return "select"
     if "[[" in last and "]]" in last and ("rating" in last.lower() or "[[N]]" in last):
         return "judge"
     if "[ANSWER]" in last:
@@ -330,7 +330,7 @@ class ReplayEngine:
         s = self.settings
         tokens = max(1, round(rng.lognormvariate(math.log(s["medians"][kind]), float(s["sigma"]))))
         chosen = self._answer(rng, kind, question, shown)
-        if kind == "usc":
+        if kind == "select":
             answers = [_own_answer(text) for text in shown]
             pick = (
                 answers.index(chosen) + 1 if chosen in answers else rng.randint(1, len(shown) or 1)
@@ -352,13 +352,13 @@ class ReplayEngine:
             return None
         s = self.settings
         common = consensus(kind, question, random.Random(_digest(question)), s["expression"])
-        if kind != "usc" and rng.random() < s["no_answer"]:
+        if kind != "select" and rng.random() < s["no_answer"]:
             return None
         if shown:  # an aggregation or a selection: mostly the answer most responses gave
             answers = [a for a in (_own_answer(t) for t in shown) if a is not None]
             if answers and rng.random() < max(self.agreement, 0.7):
                 return Counter(answers).most_common(1)[0][0]
-        if kind == "usc":
+        if kind == "select":
             return None
         if rng.random() < self.agreement:
             return common
