@@ -69,6 +69,9 @@ def test_corpus_is_large_mostly_real_and_well_formed(name):
                 "full_width",
                 "self_correction",
                 "two_letters",
+                "option_lowercase",
+                "self_correction_switch",
+                "boxes_disagree",
             },
         ),
         (
@@ -80,9 +83,21 @@ def test_corpus_is_large_mostly_real_and_well_formed(name):
                 "currency_in_box",
                 "verification_after",
                 "parts_before_total",
+                "fraction_vs_decimal",
+                "boxes_disagree",
+                "boxes_self_correction",
             },
         ),
-        ("math500", {"several_boxes_set", "several_boxes_self_correction", "or_against_set"}),
+        (
+            "math500",
+            {
+                "several_boxes_set",
+                "several_boxes_self_correction",
+                "several_boxes_hedged",
+                "or_against_set",
+                "fraction_vs_decimal",
+            },
+        ),
     ],
 )
 def test_corpus_covers_the_named_response_classes(name, classes):

@@ -21,8 +21,11 @@ finds a number wins, the last match within a rule:
      the sentence's last number outside parentheses; a response that stops mid-sentence (cut
      off at max_tokens: it ends in a word, a comma or an operator, and not in a quantity such
      as "540 meters") has no conclusion,
-and None when no rule finds a number. Scoring compares with `math-verify`, so
-`18`, `18.0`, `$18` and `\\frac{36}{2}` all match a gold `18`.
+and None when no rule finds a number, or when the last boxes are alternatives that disagree
+("\\boxed{12} or maybe \\boxed{14}": a hedge; only connectors and hedging words between them,
+while a box withdrawn by reasoning in between is a self-correction, rule 2). A fraction
+("7/2") is read as one value in rules 1, 3 and 4, so it matches a decimal gold (3.5). Scoring
+compares with `math-verify`, so `18`, `18.0`, `$18` and `\\frac{36}{2}` all match a gold `18`.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from harness.benchmarks.base import Benchmark, Item, boxed_contents
+from harness.benchmarks.base import Benchmark, Item, boxed_contents, boxed_spans
 
 INSTRUCTION = (
     "Solve the problem step by step. On the last line, write the final answer as a number "
@@ -61,9 +64,17 @@ _NOT_A_NUMBER = re.compile(
     r"|\bone[ \t]+(?:of|another|by|more|at))"
 )
 _NUMBER = r"-?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d{1,3}(?: \d{3})+(?![\d.,]\d)|\d+)(?:\.\d+)?"
-_MARKER = re.compile(r"####[ \t]*\$?[ \t]*(" + _NUMBER + ")")
+# a fraction "7/2" is one value (the gold may be the decimal 3.5; math-verify equates them)
+_VALUE = _NUMBER + r"(?:[ \t]*/[ \t]*\d+(?![\d,]))?"
+_MARKER = re.compile(r"####[ \t]*\$?[ \t]*(" + _VALUE + ")")
 _ANSWER_IS = re.compile(r"\banswer(?:[ \t]+is|[ \t]*[:=])([^\n]*)", re.IGNORECASE)
 _ANY_NUMBER = re.compile(r"(?<![\d.])" + _NUMBER)
+_ANY_VALUE = re.compile(r"(?<![\d./])" + _VALUE)
+# what may stand between two boxes offered as alternatives: "\boxed{12} or maybe \boxed{14}"
+_HEDGE_BETWEEN = re.compile(
+    r"(?:\s|\$|[.,;:!?()]|\b(?:or|and|maybe|perhaps|possibly|either|it|could|might|would|be|is)\b)*",
+    re.IGNORECASE,
+)
 _VERIFICATION = re.compile(
     r"^[^\w\n]*(?:let(?:'|’)?s[ \t]+|let[ \t]+me[ \t]+|we[ \t]+can[ \t]+|to[ \t]+)?"
     r"(?:check|verify|verification|double[- ]check|sanity[ \t]+check)\b",
@@ -153,9 +164,9 @@ def _boxed_answer(content: str) -> str:
 
 def _stated(rest: str) -> str | None:
     """The number stated after "answer is": the result of "16 + 2 = 18", else the first number."""
-    if "=" in rest and (after := _ANY_NUMBER.findall(rest.rsplit("=", 1)[1])):
+    if "=" in rest and (after := _ANY_VALUE.findall(rest.rsplit("=", 1)[1])):
         return normalize_number(after[0])
-    if m := re.match(r"[^\d-]{0,40}?(" + _NUMBER + ")", rest):
+    if m := re.match(r"[^\d-]{0,40}?(" + _VALUE + ")", rest):
         return normalize_number(m.group(1))
     return None
 
@@ -174,15 +185,31 @@ def _conclusion(text: str) -> str | None:
     last = sentences[-1]
     if total := _TOTAL.findall(last):
         return normalize_number(total[-1])
-    if "=" in last and (after := _ANY_NUMBER.findall(last.rsplit("=", 1)[1])):
+    if "=" in last and (after := _ANY_VALUE.findall(last.rsplit("=", 1)[1])):
         return normalize_number(after[0])
     outside = re.sub(r"\([^()]*\)", " ", last)
-    numbers = _ANY_NUMBER.findall(outside) or _ANY_NUMBER.findall(last)
+    numbers = _ANY_VALUE.findall(outside) or _ANY_VALUE.findall(last)
     return normalize_number(numbers[-1])
+
+
+def _hedged(text: str) -> bool:
+    """The last boxes are alternatives that disagree ("\boxed{12} or maybe \boxed{14}"): a
+    hedge, no answer. A box withdrawn by reasoning in between is a self-correction instead."""
+    boxes = [b for b in boxed_spans(text) if b[2]]
+    if len(boxes) < 2:
+        return False
+    group = [boxes[-1]]
+    for box in reversed(boxes[:-1]):
+        if not _HEDGE_BETWEEN.fullmatch(text[box[1] : group[0][0]]):
+            break
+        group.insert(0, box)
+    return len({_boxed_answer(b[2]) for b in group}) > 1
 
 
 def extract_answer(text: str) -> str | None:
     """The final answer of a GSM8K response (rules in the module docstring), or None."""
+    if _hedged(text):
+        return None
     if boxed := [b for b in boxed_contents(text) if b]:
         boxed_answer = _boxed_answer(boxed[-1])
     text = _normalise(text)

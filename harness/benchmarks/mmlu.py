@@ -35,7 +35,9 @@ reference for patterns):
      parentheses, or lower case when it cannot be an article ("answer: c", "(c)", "c)"), and
      may be followed by its option text ("Answer: C) Paris"). The last statement wins, so a
      self-correction later in the text counts. A statement that names two letters ("A or C",
-     "B and D") is no answer.
+     "B and D") is no answer, and so are statements naming different letters with only
+     connectors or hedging words between them ("\\boxed{A} or \\boxed{C}", "The answer is B.
+     Hmm, it could also be D."). "so option b" / "therefore choice c" state a letter too.
   2. Otherwise lines that open with a letter marker: "B", "B.", "(B)", "C) text", "A. <option
      text>", "B: text" (SmolLM2's usual form). When they name one letter, that letter; when
      they name several (the options restated), no answer.
@@ -78,6 +80,7 @@ _ANCHOR_BEFORE = (
     r"(?i:\banswer(?:[ \t]+(?:choice|option|to[ \t]+(?:the|this)[ \t]+question))?"
     r"|\b(?:correct|right|best|final|most[ \t]+\w+)[ \t]+(?:option|choice|letter)"
     r"|\bi[ \t]+(?:would[ \t]+|will[ \t]+)?(?:choose|select|pick|go[ \t]+with)"
+    r"|\b(?:so|thus|therefore|hence)[ \t,]+(?:it(?:'s|[ \t]+is)[ \t]+)?(?=(?:option|choice)\b)"
     r"|答案)"
     r"(?i:[ \t]+(?:is|would[ \t]+be|should[ \t]+be|will[ \t]+be|must[ \t]+be)|[ \t]*是|[ \t]*为)?"
     r"[ \t]*(?:[:=-][ \t]*\n?)?[ \t]*(?i:(?:option|choice|letter)[ \t]*[:-]?[ \t]*)?"
@@ -100,6 +103,12 @@ _LINE_MARKER = re.compile(
     re.MULTILINE,
 )
 _PARENTHESISED = re.compile(r"\(([A-D])\)")
+# What may stand between two statements offered as alternatives ("\boxed{A} or \boxed{C}",
+# "The answer is B. Hmm, it could also be D."): a hedge, no answer.
+_HEDGE_BETWEEN = re.compile(
+    r"(?i:\s|[.,;:!?()]|\b(?:or|and|maybe|perhaps|possibly|either|hmm|it|could|might|would|also"
+    r"|be|is|the|answer)\b)*"
+)
 _LATEX_WRAPPER = re.compile(
     r"\\(boxed|fbox|text|textbf|textrm|textit|texttt|mathrm|mathbf|mathit)\s*\{([^{}]*)\}"
 )
@@ -131,11 +140,18 @@ def extract_answer(text: str) -> str | None:
     """The option letter a response settles on (rules in the module docstring), or None."""
     text = _normalise(text)
     stated = [
-        (m.start(), None if m.group("more") else _letter(m, "a")) for m in _STATED.finditer(text)
+        (m.start(), m.end(), None if m.group("more") else _letter(m, "a"))
+        for m in _STATED.finditer(text)
     ]
-    stated += [(m.start(), _letter(m, "a")) for m in _STATED_AFTER.finditer(text)]
+    stated += [(m.start(), m.end(), _letter(m, "a")) for m in _STATED_AFTER.finditer(text)]
     if stated:
-        return max(stated, key=lambda s: s[0])[1]
+        stated.sort()
+        group = [stated[-1]]
+        for s in reversed(stated[:-1]):
+            if s[1] > group[0][0] or not _HEDGE_BETWEEN.fullmatch(text[s[1] : group[0][0]]):
+                break
+            group.insert(0, s)
+        return group[-1][2] if len({s[2] for s in group}) == 1 else None
     marked = {_letter(m, "a") for m in _LINE_MARKER.finditer(text)}
     if not marked:
         marked = {m.group(1) for m in _PARENTHESISED.finditer(text)}
