@@ -5,12 +5,8 @@ import pytest
 
 from harness import benchmarks
 from harness.benchmarks import get
-from harness.benchmarks.mmlu import (
-    INSTRUCTION,
-    corrected_letter,
-    extract_answer,
-    normalise_label,
-)
+from harness.benchmarks.mmlu import INSTRUCTION, extract_answer
+from harness.benchmarks.mmlu_redux import corrected_letter, normalise_label
 from harness.errors import DataError
 
 

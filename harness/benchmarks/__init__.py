@@ -23,7 +23,8 @@ from harness.benchmarks.base import Benchmark, Item, JudgedBenchmark, Knobs, Loa
 from harness.benchmarks.cruxeval import CRUXEval
 from harness.benchmarks.gsm8k import GSM8K
 from harness.benchmarks.math500 import MATH500
-from harness.benchmarks.mmlu import MMLU, MMLURedux
+from harness.benchmarks.mmlu import MMLU
+from harness.benchmarks.mmlu_redux import MMLURedux
 from harness.benchmarks.mt_bench import MTBench
 from harness.config import options
 from harness.errors import ConfigError
