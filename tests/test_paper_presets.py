@@ -185,3 +185,38 @@ def test_qd_preset_covers_all_28_multisets_of_i_m_d_with_aggregator_i():
     assert_paper_protocol(confs)
     params = hydra_compose("experiment=paper_qd").hydra.sweeper.params
     assert params.benchmark.split(",") == ["mmlu_redux", "cruxeval", "math500"]
+
+
+def test_mixed_usc_and_seq_with_a_second_model_take_a_mixture():
+    _, confs = study("mixed_usc_cpu")
+    assert [(c.label, c.proposers) for c in confs] == [
+        ("usc(qqssgg)", ((CPU[QWEN], 2), (CPU[MATH], 2), (CPU[CODER], 2))),
+        ("usc(k=6)", ((CPU[QWEN], 6),)),
+    ]
+    _, confs = study("paper_seq_second_model")
+    seq = {c.label: c for c in confs}
+    assert seq["self_moa_seq(iiiiiiiiilll)"].proposers == ((QWEN, 9), ("llama-3.1-8b-instruct", 3))
+    assert seq["self_moa_seq(iiiiiiiiiddd)"].proposers == ((QWEN, 9), (CODER, 3))
+    assert {c.aggregator for c in ensembles(confs)} == {QWEN}
+    _, confs = study("paper_alpaca_eval")
+    mixed_usc = [c for c in confs if c.label == "usc(ilwedm)"]
+    assert len(mixed_usc) == 1 and len(mixed_usc[0].proposers) == 6
+
+
+def test_a_mixture_with_an_unknown_letter_is_refused():
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"method.mixture='qqz': letters \['z'\]"):
+        study("smoke", "method=usc", "method.mixture=qqz")
+
+
+def test_hosted_aggregator_and_preference_tuned_presets():
+    run, confs = study("paper_mt_bench")
+    assert run.benchmark.name == "mt_bench" and run.models["gpt-4o"].engine == "openai"
+    assert run.models["gpt-4o"].engine_kwargs["api_key_env"] == "OPENAI_API_KEY"
+    assert [c.aggregator for c in confs if c.aggregator] == ["gpt-4o"]
+    run, confs = study("paper_alpaca_wpo")
+    assert run.benchmark.name == "alpaca_eval"
+    (moa,) = ensembles(confs)
+    assert moa.proposers == (("gemma-2-9b-it-wpo-hb", 4),)
+    assert moa.aggregator == "gemma-2-9b-it-wpo-hb"

@@ -15,6 +15,7 @@ from harness.benchmarks.mmlu import LETTERS, _answer_letter, _csv_records, _Mult
 
 log = logging.getLogger(__name__)
 
+
 def normalise_label(raw: object) -> str:
     """'Wrong Groundtruth', 'wrong_groundtruth ' -> 'wrong groundtruth'; None -> ''."""
     return re.sub(r"[\s_]+", " ", str(raw or "")).strip().lower()

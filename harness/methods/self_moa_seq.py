@@ -2,7 +2,8 @@
 
 The first round sees samples 0..window-1 (in sample order); each later round sees the current
 synthesis repeated `reserved` times plus the next window - reserved samples, until all k are
-used. The last synthesis is the answer.
+used. The last synthesis is the answer. With `mixture` the samples come from several models in
+its letters' order ("qqqqqqsss": q's six, then a second model's three in the last round).
 
 The algorithm (`Windows`) is also the `seq` context policy of every aggregating method: a job
 whose aggregation prompt does not fit the aggregator's context goes on in windows of
@@ -22,6 +23,7 @@ from harness.methods.aggregating import (
     shorten,
 )
 from harness.methods.base import MAX_K, Job, Progress, Request, Step
+from harness.methods.mixture import OptionalMixture
 
 SEQ_WINDOW, SEQ_RESERVED = 6, 3  # the windows of the `seq` context policy
 MODE = "self_moa_seq"  # the mode of window rounds (recorded, and part of their seeds)
@@ -74,9 +76,12 @@ class SelfMoASeqKnobs(AggregatorKnobs):
     k: int = 9
     window: int = 6  # responses per aggregation round
     reserved: int = 3  # slots holding the repeated current synthesis
+    # samples of several models in window order (replaces k): "qqqqqqsss" = six of q, then
+    # three of a second model s (the paper's Self-MoA-Seq with another model's samples)
+    mixture: str | None = None
 
 
-class SelfMoASeq(Aggregating):
+class SelfMoASeq(OptionalMixture, Aggregating):
     name = "self_moa_seq"
     Knobs = SelfMoASeqKnobs
     mode = MODE

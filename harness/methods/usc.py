@@ -1,6 +1,8 @@
 """usc: universal self-consistency; the aggregator names the most consistent of k samples.
 
-The answer is the named sample itself. A reply that names no valid sample falls back to the
+With `mixture` (e.g. "qqqsss") the samples come from several models: Mixed-USC (the paper's
+AlpacaEval baseline). The answer is the named sample itself. A reply that names no valid sample
+falls back to the
 first sample of the first proposer and is counted (event `usc_parse_failed`).
 """
 
@@ -10,6 +12,7 @@ from dataclasses import dataclass, replace
 
 from harness.methods.aggregating import Aggregating, AggregatorKnobs
 from harness.methods.base import Job, Request, Step
+from harness.methods.mixture import OptionalMixture
 from harness.methods.prompts import parse_usc_choice, usc_messages
 
 
@@ -18,9 +21,10 @@ class USCKnobs(AggregatorKnobs):
     k: int = 6
     aggregator_temperature: float = 0.0  # a selection, not a synthesis: greedy
     aggregator_max_tokens: int = 64  # the reply only names a response
+    mixture: str | None = None  # Mixed-USC: samples of several models (replaces k)
 
 
-class USC(Aggregating):
+class USC(OptionalMixture, Aggregating):
     name = "usc"
     Knobs = USCKnobs
     mode = "usc"
