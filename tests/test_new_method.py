@@ -20,6 +20,7 @@ from harness.methods.base import Job, Request, TokenCap
 from harness.metrics import truncation_warnings
 from harness.plan import checked_run, configurations, planned_generations
 from harness.store import Store
+from harness.summary import StageStats
 from tests.conftest import FakeEngine, compose_config, fake_slot, run_execute
 
 NAME = "critique_fuse"
@@ -99,7 +100,7 @@ def test_it_is_planned_run_and_recorded_by_asking_it(registered, bench_cfg, tmp_
 
 def test_truncation_warnings_name_its_cap(registered):
     caps = methods.make(methods.knobs(NAME), "method", {}).token_caps()
-    stages = [{"stage": "aggregate", "model": "m", "sequences": 10, "truncated": 9}]
+    stages = [StageStats("aggregate", "m", sequences=10, truncated=9)]
     (line,) = truncation_warnings(stages, caps)
     assert line.endswith(
         f"raise method.aggregator_max_tokens ({NAME}'s critique: method.critique_max_tokens)"
