@@ -2,7 +2,10 @@
 
 The server gets the in-process engine's settings (harness.serve), so equal seeds give equal
 texts in both: sample j of n has seed + j on both sides, and every request's sampling uses its
-own seeded generator, whatever else is in the batch. A study with served proposers and an
+own seeded generator. Equal texts also need equal batches: bf16 logits depend on what else is in
+the batch (a sampled text drifted after seven words when the server batched four requests one
+way and the in-process engine another), so that test sends one conversation at a time on both
+sides. A study with served proposers and an
 in-process aggregator stores and scores like an in-process one, and the API key never reaches
 the run directory, the store, the logs or W&B's offline files.
 """
@@ -71,9 +74,10 @@ def server(tmp_path_factory):
     assert KEY not in log.read_text()
 
 
-def served_engine(url: str):
+def served_engine(url: str, **settings):
     engine = load_engine_config("openai")
     engine.kwargs |= {"base_urls": [url], "api_key_env": "HARNESS_TEST_KEY", "urls_file": None}
+    engine.kwargs |= settings
     return engine
 
 
@@ -90,12 +94,12 @@ def test_served_texts_equal_in_process_texts_for_equal_seeds(server, key):
     params = [Sampling(n=3, temperature=0.8, max_tokens=24, seed=100 + i) for i in range(3)]
     params += [Sampling(max_tokens=24)]  # greedy
     convs = [*QUESTIONS, QUESTIONS[0]]
-    served = make_engine(model, served_engine(server))
+    served = make_engine(model, served_engine(server, concurrency=1))
     remote = served.chat(convs, params)
     served.close()
     local = VllmEngine(model, cpu_engine(), seed=0)
     try:
-        here = local.chat(convs, params)
+        here = [local.chat([c], [p])[0] for c, p in zip(convs, params, strict=True)]
     finally:
         local.close()
     for r, h in zip(remote, here, strict=True):
