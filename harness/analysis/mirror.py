@@ -105,9 +105,12 @@ def mirror(path: Path, results: dict, mode: str) -> None:
             for q, f in b.get("fits", {}).items():
                 for key in FIT_KEYS:
                     wrun.summary[f"{bench}/fit_{q}/{key}"] = f[key]
-        if results.get("table3"):
-            payload["table3"] = table3_table(wandb, results["table3"])
-            for c in results["table3"]["claims"]:
+        tables = {"table3": results.get("table3"), **(results.get("paper_tables") or {})}
+        for name, t in tables.items():
+            if not t:
+                continue
+            payload[name] = table3_table(wandb, t)
+            for c in t["claims"]:
                 wrun.summary[f"claims/{c['claim'][:60]}"] = c["verdict"]
         for image in results["images"]:
             payload[f"plots/{Path(image).stem}"] = wandb.Image(image)

@@ -20,7 +20,10 @@ interval is the central 95% of the draws. Per benchmark, each difference also ge
 McNemar test when scores are 0/1.
 
 The paper's numbers: a preset's `paper.<table>` (conf/experiment/paper_table3.yaml holds the
-whole of Table 3, from ../shared/docs/paper.md). Each published cell is set beside ours with a
+whole of Table 3, from ../shared/docs/paper.md; paper_table7.yaml Table 7, paper_alpaca_eval.yaml
+the AlpacaEval table: every `paper.<name>` with `rows` is laid out the same way). A published row
+names its configuration by (proposers, aggregator) in letters, or by our `label` (a row the
+letters cannot say: 3 layers, a selection). Each published cell is set beside ours with a
 verdict: "matches" (inside our 95% interval), "above" or "below" it. Each claim gets a line:
 "matches", "inconclusive" (our interval allows either), "contradicts" or "not measured".
 """
@@ -48,6 +51,17 @@ def paper_table(runs: list[Run], name: str = "table3") -> dict | None:
         if table:
             return table
     return None
+
+
+def score_tables(runs: list[Run]) -> list[str]:
+    """The preset's published score tables other than Table 3 (`paper.<name>` with a list of
+    rows: table7, alpaca_eval, ...), laid out like Table 3."""
+    names: dict[str, None] = {}
+    for run in runs:
+        for name, table in (run.config.get("paper") or {}).items():
+            if name != "table3" and isinstance((table or {}).get("rows"), list):
+                names[name] = None
+    return list(names)
 
 
 def verdict(value: float | None, ci: tuple[float, float]) -> str | None:
@@ -150,26 +164,39 @@ def taskbest_rows(layout: Layout, best: dict[str, str], k: int) -> list[dict]:
 
 
 def is_mixture(key: tuple) -> bool:
-    """A published row of several proposer models with an aggregator."""
+    """A published row of several proposer models with an aggregator (one-shot)."""
     proposers, aggregator = key
+    if proposers == LABEL:
+        return False
     return aggregator is not None and proposers != TASKBEST and len(set(proposers)) > 1
 
 
+LABEL = "label"  # a published row keyed by our label: (LABEL, label)
+
+
 def paper_rows(table: dict) -> dict[tuple, dict]:
-    """The published rows by (proposers, aggregator), aggregator None for a model alone."""
+    """The published rows by (proposers, aggregator), aggregator None for a model alone, or by
+    (LABEL, our label)."""
     out = {}
     for r in table.get("rows") or []:
+        if r.get("label"):
+            out[(LABEL, str(r["label"]))] = r
+            continue
         agg = r.get("aggregator")
         out[(str(r["proposers"]), None if agg in (None, "-") else str(agg))] = r
     return out
 
 
 def table3(
-    found: list[Point], runs: list[Run], benchmarks: dict, draws: int, seed: int
-) -> dict | None:
+    found: list[Point], runs: list[Run], benchmarks: dict, draws: int, seed: int,
+    name: str = "table3",
+) -> dict | None:  # fmt: skip
     """Table 3's layout of a study over several benchmarks (None with one benchmark and no
-    published table). `benchmarks` holds the per-benchmark results (for the alpha-beta claim)."""
-    table = paper_table(runs)
+    published table), or of the preset's published table `name` (None without it).
+    `benchmarks` holds the per-benchmark results (for the alpha-beta claim)."""
+    table = paper_table(runs, name)
+    if name != "table3" and not table:
+        return None
     layout = Layout(found, runs, table)
     if len(layout.benches) < 2 and not table:
         return None
@@ -225,6 +252,9 @@ def table3(
         return percentile_interval(values) if values is not None else (estimate, estimate)
 
     published = paper_rows(table) if table else {}
+    if len(layout.paper_column) == 1:  # one benchmark (Table 7): its column is the Average
+        (column,) = layout.paper_column.values()
+        published = {key: {AVERAGE: r.get(column), **r} for key, r in published.items()}
     paper_best = max((r[AVERAGE] for key, r in published.items() if is_mixture(key)
                       and r.get(AVERAGE) is not None), default=None)  # fmt: skip
     compare = bool(table) and bool(table.get("compare", True))
@@ -247,7 +277,8 @@ def table3(
             for j, b in enumerate(layout.benches):
                 per_bench[b] = paired_difference(columns[b][i], columns[b][best_mix], draws,
                                                  seed + j).to_json()  # fmt: skip
-        paper = published.get(r["key"]) if r["key"] else None
+        paper = published.get((LABEL, r["label"])) or (published.get(r["key"]) if r["key"]
+                                                         else None)  # fmt: skip
         row = {
             "label": r["label"],
             "group": r["group"],

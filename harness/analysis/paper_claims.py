@@ -27,8 +27,11 @@ def claim_verdict(estimate: float, ci: tuple[float, float], test: str) -> str:
     return "matches" if estimate >= 0 else "inconclusive"
 
 
-def find_row(result: dict, key: list) -> dict | None:
-    return next((r for r in result["rows"] if r["key"] == key), None)
+def find_row(result: dict, key: list | str) -> dict | None:
+    """A row by its key in letters ([proposers, aggregator]) or by its label (a string)."""
+    if isinstance(key, str):
+        return next((r for r in result["rows"] if r["label"] == key), None)
+    return next((r for r in result["rows"] if r["key"] == list(key)), None)
 
 
 def claims(
@@ -53,14 +56,15 @@ def claims(
 
 
 def difference_claim(result: dict, c: dict, series) -> dict:
-    """`row` minus `minus` (a row key, or `best_mixture`) on `column` (a benchmark, Average or
-    WeightedAvg) is > 0 (`test: greater`) or >= 0 (`test: no_worse`), with its paired interval."""
+    """`row` minus `minus` (a row key or label, or `best_mixture`) on `column` (a benchmark,
+    Average or WeightedAvg) is > 0 (`test: greater`) or >= 0 (`test: no_worse`), with its paired
+    interval."""
     column = c.get("column", AVERAGE)
-    row = find_row(result, list(c["row"]))
+    row = find_row(result, c["row"])
     if c.get("minus") == "best_mixture":
         other = next((r for r in result["rows"] if r["label"] == result["best_mixture"]), None)
     else:
-        other = find_row(result, list(c["minus"]))
+        other = find_row(result, c["minus"])
     if not row or not other or column not in row["cells"]:
         return {"verdict": "not measured", "detail": "its rows are not in the study"}
     (a, a_draws), (b, b_draws) = series(row["label"], column), series(other["label"], column)

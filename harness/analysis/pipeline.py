@@ -16,7 +16,8 @@ from harness.analysis.compare import compare_self_mixed, compute_matched, k_line
 from harness.analysis.diversity import Embedder
 from harness.analysis.fits import fit_benchmark, fittable, regression_set
 from harness.analysis.measure import MEASURES, Point, find_runs, load_run, points, short_label
-from harness.analysis.paper import table3
+from harness.analysis.paper import score_tables, table3
+from harness.analysis.paper_fits import fit_tables
 from harness.analysis.regression import FitError
 from harness.analysis.report import report
 
@@ -118,6 +119,11 @@ def analyze(
     layout = table3(found, runs, results["benchmarks"], draws, seed)
     if layout:
         results["table3"] = layout
+    results["paper_tables"] = {
+        name: t for name in score_tables(runs)
+        if (t := table3(found, runs, results["benchmarks"], draws, seed, name))
+    }  # fmt: skip
+    results["paper_fits"] = fit_tables(runs, results["benchmarks"])
     results["images"] = [str(p) for p in images]
     results["embeddings"] = {"found": embedder.found, "computed": embedder.computed}
     (path / "analysis.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -6,7 +6,8 @@ are "points of t per standard deviation of q or d", as in the paper's Table 4. O
 squares with `statsmodels`. The confidence of alpha - beta comes from a bootstrap over items:
 the items are resampled with replacement (the same draw for every configuration), q, d and t
 are recomputed as means over the drawn items (unscored items, NaN, left out), re-standardized
-and refitted. This refit bootstrap stays hand-written: scipy.stats.bootstrap needs a statistic
+and refitted; the same draws give alpha's, beta's and R^2's intervals (set beside the paper's
+Table 4 and 5 by harness.analysis.paper_fits). This refit bootstrap stays hand-written: scipy.stats.bootstrap needs a statistic
 defined on every resample, while a resample here can make q or d constant (the fit is then
 undefined); those draws are skipped and counted instead of turning the interval into NaN.
 """
@@ -42,6 +43,14 @@ class Fit:
     r2: float
     diff_ci: tuple[float, float] | None = None  # 95% bootstrap interval of alpha - beta
     bootstrap: int = 0  # bootstrap fits used
+    alpha_ci: tuple[float, float] | None = None  # 95% bootstrap intervals, same draws
+    beta_ci: tuple[float, float] | None = None
+    r2_ci: tuple[float, float] | None = None
+
+    @classmethod
+    def from_json(cls, f: dict) -> Fit:
+        """A Fit read back from analysis.json (intervals come back as lists)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in f.items()})
 
 
 def standardize(x: np.ndarray, name: str) -> np.ndarray:
@@ -84,11 +93,11 @@ def fit(t: np.ndarray, q: np.ndarray, d: np.ndarray, warn: bool = True) -> Fit:
     )
 
 
-def bootstrap_diff(per_item: np.ndarray, draws: int, seed: int = 0) -> tuple[np.ndarray, int]:
-    """alpha - beta over `draws` resamplings of items.
+def bootstrap_fits(per_item: np.ndarray, draws: int, seed: int = 0) -> tuple[np.ndarray, int]:
+    """(alpha, beta, R^2) over `draws` resamplings of items.
 
     per_item: (configurations, items, 3) array of per-item (t, q, d), NaN where unscored.
-    Returns the differences and the number of draws skipped because q or d came out constant
+    Returns a (fits, 3) array and the number of draws skipped because q or d came out constant
     (cannot standardize) or a configuration had no scored item among the drawn ones.
     """
     rng = np.random.default_rng(seed)
@@ -109,14 +118,16 @@ def bootstrap_diff(per_item: np.ndarray, draws: int, seed: int = 0) -> tuple[np.
             skipped += 1
             continue
         coef = np.linalg.lstsq(x, t, rcond=None)[0]
-        out.append(coef[1] - coef[2])
-    return np.array(out), skipped
+        total = float(((t - t.mean()) ** 2).sum())
+        r2 = 1 - float(((t - x @ coef) ** 2).sum()) / total if total > 0 else float("nan")
+        out.append((coef[1], coef[2], r2))
+    return np.array(out).reshape(-1, 3), skipped
 
 
 def with_bootstrap(result: Fit, per_item: np.ndarray, draws: int, seed: int = 0) -> Fit:
     if draws <= 0:
         return result
-    diffs, skipped = bootstrap_diff(per_item, draws, seed)
+    fits, skipped = bootstrap_fits(per_item, draws, seed)
     if skipped:
         log.warning(
             "bootstrap: %d of %d draws could not be refitted (constant q or d, or a "
@@ -124,10 +135,20 @@ def with_bootstrap(result: Fit, per_item: np.ndarray, draws: int, seed: int = 0)
             skipped,
             draws,
         )
-    if len(diffs) == 0:
+    if len(fits) == 0:
         return result
-    lo, hi = np.percentile(diffs, [2.5, 97.5])
-    return Fit(**{**result.__dict__, "diff_ci": (float(lo), float(hi)), "bootstrap": len(diffs)})
+
+    def interval(values: np.ndarray) -> tuple[float, float] | None:
+        values = values[np.isfinite(values)]
+        if not len(values):
+            return None
+        lo, hi = np.percentile(values, [2.5, 97.5])
+        return float(lo), float(hi)
+
+    alpha, beta, r2 = fits.T
+    return Fit(**{**result.__dict__, "diff_ci": interval(alpha - beta), "bootstrap": len(fits),
+                  "alpha_ci": interval(alpha), "beta_ci": interval(beta),
+                  "r2_ci": interval(r2)})  # fmt: skip
 
 
 def pvalue(p: float) -> str:

@@ -3,7 +3,7 @@ harness.analysis.pipeline alone (the content of analysis.json)."""
 
 from __future__ import annotations
 
-from harness.analysis import paper_markdown
+from harness.analysis import paper_fits, paper_markdown
 from harness.analysis.compare import COSTS
 from harness.analysis.quality import FAMILIES, K_NORMS, measure_name
 from harness.analysis.regression import Fit, table4
@@ -137,14 +137,17 @@ def report(results: dict) -> str:
     out = header(results)
     if results.get("table3"):
         out += ["", *paper_markdown.section(results["table3"])]
+    for t in (results.get("paper_tables") or {}).values():
+        out += ["", *paper_markdown.section(t)]
+    if results.get("paper_fits"):
+        out += ["", *paper_fits.section(results["paper_fits"])]
     for bench, b in results["benchmarks"].items():
         out += ["", f"## {bench} (t = `{b['metric']}`)", ""]
         if b["dropped_from_fit"]:
             out += ["Dropped from the fit: " + "; ".join(
                 f"`{k}` ({v})" for k, v in b["dropped_from_fit"].items()), ""]  # fmt: skip
         if "fits" in b:
-            f = b["fits"]["q"]
-            fit = Fit(**{**f, "diff_ci": tuple(f["diff_ci"]) if f["diff_ci"] else None})
+            fit = Fit.from_json(b["fits"]["q"])
             aggs = ", ".join(f"`{a}`" for a in b.get("fit_aggregators", []))
             out += ["### Regression (Table 4 layout)", "", table4({bench: fit}), "",
                     f"N = {fit.n} configurations (the paper: about 70 per dataset), aggregated "
