@@ -227,3 +227,26 @@ def test_hosted_aggregator_and_preference_tuned_presets():
     (moa,) = ensembles(confs)
     assert moa.proposers == (("gemma-2-9b-it-wpo-hb", 4),)
     assert moa.aggregator == "gemma-2-9b-it-wpo-hb"
+
+
+@pytest.mark.parametrize(
+    "preset, table, published",
+    [
+        ("paper_table7", "table7", {66.16, 66.40, 69.01, 70.73, 71.27}),
+        ("paper_alpaca_eval", "alpaca_eval", {43.9, 59.1, 65.4, 65.7, 53.8, 60.2}),
+        ("paper_alpaca_wpo", "alpaca_wpo", {76.7, 78.5}),
+        ("paper_mt_bench", "mt_bench", {9.52}),
+    ],
+)
+def test_presets_carry_the_paper_numbers_of_their_tables(preset, table, published):
+    run, confs = study(preset)
+    t = run.paper[table]
+    (column,) = t["benchmarks"]
+    assert {r[column] for r in t["rows"]} == published
+    assert list(t["benchmarks"].values()) == [run.benchmark.name]
+    labels = {c.label for c in confs}
+    for r in t["rows"]:  # a row named by label is one of the study's rows
+        assert "label" not in r or r["label"] in labels, r
+    for c in t.get("claims", []):
+        for side in (c["row"], c["minus"]):
+            assert not isinstance(side, str) or side in labels, side
