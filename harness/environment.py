@@ -4,6 +4,9 @@ HARNESS_STORE_DIR    the generation store (default of `store_dir`), a directory
 HARNESS_DATA_DIR     local benchmark data (default of `benchmark.data_dir`), an existing directory
 HARNESS_CACHE_DIR    prepared models (harness.models; default ~/.cache/harness), a directory
 HARNESS_PROGRESS_S   seconds between progress log lines off a terminal (default 30), >= 0
+HARNESS_RUNS_DIR     run directories and sweeps (default <project root>/runs), a directory
+
+Relative directories are taken from the project root (harness.paths), here as in the config.
 
 An empty or blank value counts as unset: `check_environment()` removes it from `os.environ`, so
 the config's defaults apply (`${oc.env:HARNESS_STORE_DIR,runs/store}` would otherwise give ''
@@ -23,6 +26,7 @@ from collections.abc import MutableMapping
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.paths import absolute, root, what_is
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +71,15 @@ def progress_seconds(environ: MutableMapping[str, str] | None = None) -> float:
 
 
 def _directory_problem(path: Path, must_exist: bool) -> str | None:
-    if path.exists():
-        return None if path.is_dir() else "is a file, not a directory"
+    kind = what_is(path)
+    if kind is not None:
+        return None if kind == "a directory" else f"is {kind}, not a directory"
     if must_exist:
         return "does not exist"
     for parent in path.parents:  # can it be created?
-        if parent.exists():
-            return None if parent.is_dir() else f"cannot be created: {parent} is a file"
+        kind = what_is(parent)
+        if kind is not None:
+            return None if kind == "a directory" else f"cannot be created: {parent} is {kind}"
     return None
 
 
@@ -100,9 +106,16 @@ def check_environment(environ: MutableMapping[str, str] | None = None) -> dict[s
         ("HARNESS_STORE_DIR", False),
         ("HARNESS_DATA_DIR", True),
         ("HARNESS_CACHE_DIR", False),
+        ("HARNESS_RUNS_DIR", False),
     ]:
         if name in found:
-            problem = _directory_problem(Path(found[name]).expanduser(), must_exist)
+            # relative values are taken from the project root, as the config uses them
+            problem = _directory_problem(Path(absolute(found[name]) or ""), must_exist)
             if problem:
-                raise ConfigError(f"{name}={found[name]!r} {problem}; it must be {KNOBS[name]}")
+                where = "" if Path(found[name]).expanduser().is_absolute() else (
+                    f" (relative paths are from the project root {root()})"
+                )  # fmt: skip
+                raise ConfigError(
+                    f"{name}={found[name]!r} {problem}; it must be {KNOBS[name]}{where}"
+                )
     return found

@@ -7,7 +7,9 @@ and cache; a configured data directory that does not exist stops the run with it
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -25,13 +27,43 @@ def absolute(path: str | None) -> str | None:
     if path in (None, "", "null"):
         return None
     p = Path(str(path)).expanduser()
-    return str((p if p.is_absolute() else Path(root()) / p).resolve())
+    p = p if p.is_absolute() else Path(root()) / p
+    try:
+        return str(p.resolve())
+    except (OSError, RuntimeError):  # a symlink loop, a name too long: the checks name them
+        return os.path.abspath(p)
 
 
 def existing(path: str) -> str | None:
     """`path` (absolute) when it exists, else null: the default data dir is optional."""
     p = absolute(path)
     return p if p is not None and Path(p).exists() else None
+
+
+KINDS = [
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISREG, "a file"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+]
+
+
+def what_is(path: str | Path) -> str | None:
+    """What is at `path`, in words ("a directory", "a FIFO (named pipe)", "a symlink loop",
+    "a broken symlink", ...); None when nothing is there."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symlink loop"
+        if e.errno == errno.ENAMETOOLONG:
+            return "a name too long for the file system"
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "a broken symlink" if os.path.islink(path) else None
+        return f"not readable ({e.strerror})"
+    return next((name for test, name in KINDS if test(mode)), "a special file")
 
 
 OmegaConf.register_new_resolver("harness_root", root, replace=True)

@@ -6,6 +6,7 @@ metrics.json   per-configuration metrics, per-stage timings, store counts, peak 
 run.log        the log (written by Hydra's job logging)
 wandb/         the offline W&B run, when logger.mode=offline
 .lock          flock'ed by the live run writing here (holder's host and pid inside)
+.harness       marks a directory the harness made (harness.launch refuses other non-empty ones)
 Every generation itself lives in the shared store (harness.store), written as each stage ends.
 
 Hydra names a run directory runs/<date>/<H-M-S>_<method>_<model>_<tag>, where `<tag>` is the
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 RUN_TAG = secrets.token_hex(2)
 OmegaConf.register_new_resolver("run_tag", lambda: RUN_TAG, use_cache=True, replace=True)
 
+MARKER = ".harness"  # in every run and sweep directory the harness makes (harness.launch)
+LOCK = ".lock"
 _held: dict[Path, int] = {}  # run directory -> fd of its flock'ed .lock, for this process
 
 
@@ -51,6 +54,7 @@ class RunDir:
             raise PathError("run", self.path, "it is a file, not a directory")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
+            (self.path / MARKER).touch()
         except OSError as e:
             raise PathError.from_os("run", self.path, e, "creating it") from e
         self._lock()
@@ -60,7 +64,7 @@ class RunDir:
         key = self.path.resolve()
         if key in _held:
             return
-        lock = self.path / ".lock"
+        lock = self.path / LOCK
         try:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
@@ -115,6 +119,21 @@ class RunDir:
                 except OSError:
                     pass
             raise PathError.from_os("run", self.path, e, f"writing {name}") from e
+
+
+def holder(path: Path) -> str | None:
+    """Who holds a run directory's lock (its note, or 'another process'); None when free."""
+    try:
+        fd = os.open(path / LOCK, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+    finally:
+        os.close(fd)  # drops the probe's own shared lock
+    return None
 
 
 def release(path: str | Path) -> None:

@@ -387,7 +387,7 @@ def test_run_dir_disk_full(tmp_path):
         run = RunDir(fs / "run")
         try:
             fails_cleanly(lambda: run.write_metrics({"t": "x" * 100000}), "disk is full")
-            assert [p.name for p in run.path.iterdir()] == [".lock"]
+            assert sorted(p.name for p in run.path.iterdir()) == [".harness", ".lock"]
         finally:
             release(run.path)
 

@@ -267,7 +267,7 @@ def test_unknown_setting_is_a_config_error():
         ({"concurrency": "many"}, r"engine.kwargs.concurrency .*: Value 'many'"),
         ({"deterministic": "maybe"}, r"engine.kwargs.deterministic .*: Value 'maybe'"),
         ({"timeout_s": "soon"}, r"engine.kwargs.timeout_s"),
-        ({"concurrency": 0}, r"need concurrency >= 1, max_retries >= 0 and timeout_s > 0"),
+        ({"concurrency": 0}, r"engine.kwargs.concurrency must be a finite number >= 1 \(got 0\)"),
     ],
 )
 def test_a_wrongly_typed_or_impossible_setting_is_a_config_error(setting, message):

@@ -103,7 +103,7 @@ def test_a_full_disk_is_a_path_error_with_no_temporary_file(tmp_path):
         run.write_metrics({"a": 1})
         with pytest.raises(PathError, match="the disk is full while writing metrics.json"):
             run.write_metrics({"text": "x" * 200000})
-        assert sorted(p.name for p in run.path.iterdir()) == [".lock", "metrics.json"]
+        assert sorted(p.name for p in run.path.iterdir()) == [".harness", ".lock", "metrics.json"]
         release(run.path)
 
 

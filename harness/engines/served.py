@@ -8,6 +8,7 @@ name, a value of the wrong type, an impossible value, a missing URL), so nothing
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -18,6 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from harness.config import EngineConfig, ModelConfig
 from harness.errors import ConfigError
+from harness.paths import what_is
 
 
 @dataclass
@@ -74,22 +76,46 @@ def served_settings(model: ModelConfig, engine: EngineConfig) -> ServedSettings:
         ) from None
     urls = list(s.base_urls)
     if s.urls_file:
-        path = Path(s.urls_file).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"engine.kwargs.urls_file={str(path)!r}: no such file")
-        urls += [u.strip() for u in path.read_text().splitlines() if u.strip()]
+        urls += read_urls_file(Path(s.urls_file).expanduser())
     if not urls:
         raise ConfigError(
             f"model {model.name}: engine {engine.name} needs engine.kwargs.base_urls "
             "(e.g. [http://127.0.0.1:8000/v1]) or engine.kwargs.urls_file"
         )
+    bad = [u for u in urls if not u.startswith(("http://", "https://")) or "://" == u[-3:]]
+    if bad:
+        raise ConfigError(f"engine.kwargs.base_urls: {bad[0]!r} is not an http(s):// URL")
     s.base_urls = [u.rstrip("/") for u in dict.fromkeys(urls)]
-    if s.concurrency < 1 or s.max_retries < 0 or s.timeout_s <= 0:
-        raise ConfigError(
-            "engine.kwargs: need concurrency >= 1, max_retries >= 0 and timeout_s > 0 "
-            f"(got {s.concurrency}, {s.max_retries}, {s.timeout_s})"
-        )
+    for name, value, low in [
+        ("concurrency", s.concurrency, 1),
+        ("max_retries", s.max_retries, 0),
+        ("timeout_s", s.timeout_s, None),
+        ("backoff_s", s.backoff_s, 0),
+        ("probe_timeout_s", s.probe_timeout_s, None),
+    ]:
+        if not math.isfinite(value) or (value <= 0 if low is None else value < low):
+            bound = "> 0" if low is None else f">= {low}"
+            raise ConfigError(f"engine.kwargs.{name} must be a finite number {bound} (got {value})")
     return s
+
+
+def read_urls_file(path: Path) -> list[str]:
+    """The base URLs of a URLs file, one a line; ConfigError naming the file and the cause."""
+    kind = what_is(path)
+    if kind != "a file":
+        what = "no such file" if kind is None else f"it is {kind}, not a file"
+        raise ConfigError(f"engine.kwargs.urls_file={str(path)!r}: {what}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"engine.kwargs.urls_file={str(path)!r}: unreadable ({e})") from None
+    urls = [u.strip() for u in text.splitlines() if u.strip() and not u.startswith("#")]
+    if not urls:
+        raise ConfigError(
+            f"engine.kwargs.urls_file={str(path)!r} is empty: no base URL in it (are the "
+            "servers started? slurm/serve.sbatch writes one line per ready server)"
+        )
+    return urls
 
 
 def api_key(s: ServedSettings) -> str:
