@@ -2,9 +2,11 @@
 
 A stage is one model asked a list of requests (conversation, sampling with n samples and a base
 seed). `Generator.stage` first serves every sample the store already has, then generates only
-the missing ones, in ONE engine call, stores them as soon as the call returns, and accounts
-for the stage (`StageStats`). A missing run of samples j..j+m-1 is asked for as n=m with seed
-+ j, which the engine expands to exactly the seeds of those samples. A model is loaded only if
+the missing ones, in ONE engine call, stores them as soon as the call returns (an engine with
+`streams = True`, the served one, hands each output over as it arrives, and it is stored then),
+and accounts for the stage (`StageStats`, outcomes without a generation counted by name). A
+missing run of samples j..j+m-1 is asked for as n=m with seed + j, which the engine expands to
+exactly the seeds of those samples. A model is loaded only if
 something is missing, and while generating a stage holds the store's lock of each stream it
 writes (model and sampling fields), so concurrent jobs sharing the store never make the same
 generation twice.
@@ -145,7 +147,10 @@ class Generator:
                 found = self._lookup(keys)
                 made, errors = self._generate(stats, identity, requests, keys, found)
         stats.found = stats.sequences - stats.made - sum(requests[i][1].n for i in errors)
-        stats.skipped = len(errors)
+        stats.skipped = sum(out.too_long for out in errors.values())
+        for out in errors.values():  # each outcome under its own name
+            outcome = (out.error or "").split(":", 1)[0]
+            stats.failed[outcome] = stats.failed.get(outcome, 0) + 1
         stats.truncated = sum(g.finish_reason == "length" for got in found for g in got if g)
         log.info(
             "stage %s on %s: %d requests, %d sequences, %d from the store, %d made; "
@@ -192,13 +197,16 @@ class Generator:
         engine, stats.load_s = self.slot.get(stats.model)
         next_stage(f"{stats.stage} on {stats.model}")
         start = time.perf_counter()
-        outputs = engine.chat([requests[i][0] for i, _, _ in todo], [p for _, _, p in todo])
-        stats.gen_s = time.perf_counter() - start
-        new = []
-        for (i, first, _), out in zip(todo, outputs, strict=True):
+        taken: set[int] = set()
+
+        def take(t: int, out: Output) -> list[Generation]:
+            """The new generations of todo[t]'s output, filled in and counted."""
+            i, first, _ = todo[t]
+            taken.add(t)
             if out.error:
                 errors[i] = out
-                continue
+                return []
+            new = []
             for j, c in enumerate(out.completions, start=first):
                 g = Generation(
                     keys[i][j], identity, stats.stage, j, c.text, c.tokens, c.finish_reason,
@@ -209,7 +217,16 @@ class Generator:
                 made[i] += c.tokens
                 stats.made += 1
                 stats.prompt_tokens += out.prompt_tokens
-        self.store.put(new)
+            return new
+
+        conversations, params = [requests[i][0] for i, _, _ in todo], [p for _, _, p in todo]
+        if getattr(engine, "streams", False):  # each output stored as it arrives
+            arrived = lambda t, out: self.store.put(take(t, out))  # noqa: E731
+            outputs = engine.chat(conversations, params, on_output=arrived)
+        else:
+            outputs = engine.chat(conversations, params)
+        stats.gen_s = time.perf_counter() - start
+        self.store.put([g for t, out in enumerate(outputs) if t not in taken for g in take(t, out)])
         fault_point(f"stored:{stats.stage}")
         stats.generated_tokens = sum(made)
         return made, errors

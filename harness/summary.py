@@ -88,6 +88,8 @@ class StageStats:
     generated_tokens: int = 0  # newly generated in this stage
     skipped: int = 0  # requests not sent (prompt exceeds the context)
     truncated: int = 0  # sequences (found or made) that stopped at max_tokens
+    # requests that got no generation, by outcome (prompt_too_long, request_failed, ...)
+    failed: dict[str, int] = field(default_factory=dict)
 
     @property
     def tokens_per_s(self) -> float:

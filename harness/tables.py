@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.engines.base import PROMPT_TOO_LONG
 from harness.summary import ConfigSummary, MetricKeys, StageStats, StudyMetrics
 
 
@@ -64,7 +65,8 @@ def stage_table(stages: list[StageStats]) -> str:
             f"{s.gen_s:.1f}",
             s.generated_tokens,
             f"{s.tokens_per_s:.1f}",
-            s.skipped,
+            s.failed.get(PROMPT_TOO_LONG, 0),
+            ", ".join(f"{k} {v}" for k, v in sorted(s.failed.items()) if k != PROMPT_TOO_LONG) or 0,
             s.truncated,
         ]
         for s in stages
@@ -80,6 +82,7 @@ def stage_table(stages: list[StageStats]) -> str:
         "gen tok",
         "tok/s",
         "too long",
+        "failed",
         "cut",
     ]
     return format_table(headers, rows)

@@ -8,10 +8,14 @@ values are logged and kept in `fingerprints`.
 Sample j of `Sampling(n=k, seed=s)` has seed s + j on a vLLM server exactly as in-process.
 
 Outcomes that cannot be checked before the study are counted per request in `outcomes`
-(ok, retried, no_usage, tokens_estimated, prompt_too_long, timeout, failed); a request that fails
-after its retries comes back as an Output with `error` ("request_failed: ...") and no completions,
-so the rest of the stage is still stored. Auth failures and unknown models stop the run
-(ConfigError naming the URL): they would fail every request. `probe()` checks all of that before
+(ok, retried, no_usage, tokens_estimated, prompt_too_long, timeout, bad_reply, failed); a request
+that fails after its retries comes back as an Output with `error` ("request_failed: ...") and no
+completions, its cause logged (run.log), so the rest of the stage is still stored. Every reply is
+checked (`check_reply`: a chat completion with n choices; a body that is not JSON, an HTML page or
+a reply without choices is a `bad_reply`, retried like a 5xx), and each request's output is
+handed to the caller as it arrives (`on_output`), so the replies before a failure are kept.
+Auth failures and unknown models stop the run (ConfigError naming the URL): they would fail
+every request. `probe()` checks all of that before
 the study starts.
 """
 
@@ -23,12 +27,14 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
 from harness.config import EngineConfig, ModelConfig
 from harness.engines.base import Completion, Conversation, Output, Sampling, too_long
+from harness.engines.replies import BadReply, check_reply, merge, retry_after, split
 from harness.engines.served import ServedSettings, api_key, served_settings
 from harness.errors import ConfigError
 from harness.progress import Progress
@@ -217,9 +223,13 @@ class OpenAIEngine:
             wait = None
             try:
                 reply = self.clients[url].chat.completions.create(**args, extra_body=body)
+                check_reply(reply, n)
                 with self.lock:
                     self.per_url[url] += 1
                 return self.output(reply, n)
+            except (BadReply, ValueError, openai.APIResponseValidationError) as e:
+                # a body that is not JSON (ValueError), an HTML page, no or too few choices
+                outcome, why = "bad_reply", f"{type(e).__name__}: {e}"[:300]
             except openai.AuthenticationError as e:
                 raise ConfigError(f"{url}: authentication failed ({e.status_code})") from None
             except openai.NotFoundError as e:
@@ -300,8 +310,19 @@ class OpenAIEngine:
         return Output(prompt_tokens or 0, completions)
 
     # -- the Engine contract
-    def chat(self, conversations: list[Conversation], params: list[Sampling]) -> list[Output]:
-        """All requests at once (up to `concurrency` in flight); outputs in request order."""
+    streams = True  # harness.generate stores each output as it arrives (on_output)
+
+    def chat(
+        self,
+        conversations: list[Conversation],
+        params: list[Sampling],
+        on_output: Callable[[int, Output], Any] | None = None,
+    ) -> list[Output]:
+        """All requests at once (up to `concurrency` in flight); outputs in request order.
+
+        `on_output(i, output)` is called (in this thread) as soon as request i is complete, so
+        that a later failure or an interrupt cannot lose the replies that came before it.
+        """
         if len(conversations) != len(params):
             raise ValueError(f"{len(conversations)} conversations but {len(params)} params")
         jobs = []  # (request index, n, seed)
@@ -310,33 +331,34 @@ class OpenAIEngine:
                 jobs.append((i, p.n, p.seed))
             else:  # one request per sample, sample j with seed + j
                 jobs += [(i, 1, None if p.seed is None else p.seed + j) for j in range(p.n)]
+        parts: dict[int, list[Output | None]] = {}  # request -> its jobs' outputs, in order
+        place = []  # job -> its position among its request's parts
+        for i, _, _ in jobs:
+            parts.setdefault(i, []).append(None)
+            place.append(len(parts[i]) - 1)
+        outputs: list[Output | None] = [None] * len(conversations)
         workers = min(self.settings.concurrency, max(1, len(jobs)))
-        with ThreadPoolExecutor(workers, thread_name_prefix="openai") as pool:
-            futures = [
-                pool.submit(self.request, conversations[i], params[i], n, seed)
-                for i, n, seed in jobs
-            ]
-            try:
-                with Progress(total=len(futures), desc="Served requests") as bar:
-                    for _ in as_completed(futures):
-                        bar.update(1)
-                results = [f.result() for f in futures]
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
-        merged: dict[int, list[Output]] = {}
-        for (i, _, _), out in zip(jobs, results, strict=True):
-            merged.setdefault(i, []).append(out)
-        outputs = []
-        for i in range(len(conversations)):
-            parts = merged[i]
-            bad = next((o for o in parts if o.error), None)
-            if bad is not None:
-                outputs.append(bad)
-            else:
-                completions = tuple(c for o in parts for c in o.completions)
-                outputs.append(Output(parts[0].prompt_tokens, completions))
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="openai")
+        futures = {
+            pool.submit(self.request, conversations[i], params[i], n, seed): k
+            for k, (i, n, seed) in enumerate(jobs)
+        }
+        try:
+            with Progress(total=len(futures), desc="Served requests") as bar:
+                for future in as_completed(futures):
+                    bar.update(1)
+                    k = futures[future]
+                    i = jobs[k][0]
+                    parts[i][place[k]] = future.result()
+                    if all(o is not None for o in parts[i]):
+                        outputs[i] = merge(parts[i])  # type: ignore[arg-type]
+                        if on_output is not None:
+                            on_output(i, outputs[i])
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            self.close()  # in-flight requests end now, not after their timeout
+            raise
+        pool.shutdown()
         log.info(
             "%s: %d requests; outcomes %s; usage %s; fingerprints %s",
             self.model_name,
@@ -345,30 +367,9 @@ class OpenAIEngine:
             dict(self.usage),
             sorted(self.fingerprints) or "none",
         )
-        return outputs
+        return outputs  # type: ignore[return-value]
 
     def close(self) -> None:
         for client in self.clients.values():
             client.close()
         self.clients = {}
-
-
-def split(total: int, texts: list[str]) -> list[int]:
-    """`total` tokens shared among texts in proportion to their length (sums to `total`)."""
-    if len(texts) == 1:
-        return [total]
-    chars = [len(t) for t in texts]
-    if sum(chars) == 0:
-        return [total // len(texts)] * len(texts)
-    shares = [total * c // sum(chars) for c in chars]
-    shares[0] += total - sum(shares)
-    return shares
-
-
-def retry_after(e: Exception) -> float | None:
-    response = getattr(e, "response", None)
-    value = response.headers.get("retry-after") if response is not None else None
-    try:
-        return min(60.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
