@@ -5,19 +5,26 @@ Summary keys are the same in every run (named once, in harness.summary): `<bench
 baseline's go under `baseline/`, a study's under `<label>/`. Offline runs live in
 `<run_dir>/wandb/` and are uploaded later with `wandb sync <run_dir>/wandb/offline-run-*`.
 
-The run id is derived from the run directory, so a requeued or resumed job (same directory)
-continues its W&B run (`resume="allow"`; offline, its second `offline-run-*` folder syncs into the
-same run). Points of one sweep share a W&B group (`logger.group`, set from the sweep directory by
-`harness.run`). A failed run finishes with its exit code (W&B marks it failed) and a preempted
-one is marked preempting, so no run is left running. At the end the run directory (config,
-records, metrics, log, plots) is logged as an artifact and its plots as images.
+The run id is derived from the run directory (`run_id`: a hash of the config it ran, and of the
+sweep's command line for a sweep point), so a requeued or resumed job, a rerun of the same command
+and a rerun of the same sweep continue their W&B runs (`resume="allow"`; offline, each attempt's
+`offline-run-*` folder syncs into the same run) instead of adding duplicates. Points of one
+sweep share a W&B group (`logger.group`, set from the sweep directory by `harness.run`; a rerun
+moves its runs to the new sweep's group). A failed run finishes with its exit code (W&B marks it
+failed) and a preempted one is marked preempting, so no run is left running. At the end the run
+directory (config, records, metrics, log, plots, `.hydra/`) is logged as an artifact and its
+plots as images.
 
 The dashboard of a run: `results` (one row per configuration: score, CI, proposal and oracle
-scores, calls, tokens, seconds, truncations; `reference` marks the single-model rows), native
+scores, calls, tokens, seconds, truncations, outcomes, events; `reference` marks the single-model
+rows), native
 charts drawn from it (`charts/score`: bar of score per configuration, the reference rows included;
 `charts/score_vs_tokens`: scatter of score against generated tokens), `items` (every record of
 a study up to ITEM_TABLE_ROWS rows; above that, every configuration on a fixed sample of items,
-`items_table/rows` of `items_table/of` in the summary; records.jsonl has all), the summary.
+`items_table/rows` of `items_table/of` in the summary; records.jsonl has all), a
+`samples/<configuration>` table per configuration (harness.dashboard), the summary. The config
+holds the resolved run (models included), the command line's `overrides` and the `command` that
+reruns the run alone; the run directory's artifact holds `.hydra/` too.
 Runs carry `job_type` (study, agreement, analysis, sweep), tags and notes; a sweep point's name
 ends with its swept overrides (harness.multirun). Read an offline run back with W&B's own reader:
 `wandb leet inspect --summary --json <run_dir>/wandb/offline-run-*` (scripts/wandb_offline.py
@@ -30,73 +37,28 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
-import subprocess
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from harness.config import LoggerConfig, RunConfig
-from harness.methods import is_reference
+from harness.dashboard import (  # noqa: F401 - the rows of the tables and their reader, re-exported
+    ITEM_COLUMNS,
+    ITEM_TABLE_ROWS,
+    items_sample,
+    offline_runs,
+    read_offline,
+    results_rows,
+    sample_rows,
+)
 from harness.multirun import point_label, sweep_group
 from harness.records import Record
-from harness.summary import ConfigSummary, StudyMetrics
+from harness.summary import StudyMetrics
 
 log = logging.getLogger(__name__)
 
-ITEM_COLUMNS = [
-    "configuration",
-    "item_id",
-    "question",
-    "reference",
-    "proposals",
-    "final_text",
-    "answer",
-    "score",
-    "outcome",
-]
-
-
 JOB_TYPES = ("study", "agreement", "analysis", "sweep")
-# The `items` table holds at most this many rows: a paper-size study has ~100,000 records per
-# benchmark (each with six proposals), which W&B would hold in memory and upload as one file.
-ITEM_TABLE_ROWS = 5000
-
-
-def items_sample(records: list[Record], limit: int = ITEM_TABLE_ROWS) -> list[Record]:
-    """All records when they fit in `limit`, else every configuration's records of the same
-    items: the items whose sha256(item id) is smallest, as many as fit (at least one)."""
-    if len(records) <= limit:
-        return records
-    items = sorted({r.item_id for r in records}, key=lambda i: hashlib.sha256(i.encode()).digest())
-    per_item = max(1, math.ceil(len(records) / len(items)))
-    chosen = set(items[: max(1, limit // per_item)])
-    return [r for r in records if r.item_id in chosen]
-
-
-def results_rows(summaries: dict[str, ConfigSummary]) -> list[dict]:
-    """One row per configuration (harness.metrics.summarize): the results table."""
-    return [
-        {
-            "configuration": label,
-            "method": m.method,
-            "reference": is_reference(m.method),
-            "items": m.items,
-            "score": m.score,
-            "ci_low": m.ci_low,
-            "ci_high": m.ci_high,
-            "proposal_score": m.proposal_score,
-            "oracle_score": m.oracle_score,
-            "calls": m.calls,
-            "prompt_tokens": m.prompt_tokens,
-            "generated_tokens": m.generated_tokens,
-            "seconds": m.generate_s,
-        }
-        | {f"truncated_{k}": v for k, v in asdict(m.truncated).items()}
-        for label, m in summaries.items()
-    ]
 
 
 def as_table(wandb, rows: list[dict]):
@@ -184,6 +146,16 @@ def run_tags(run: RunConfig) -> list[str]:
     return [run.benchmark.name, run.model.name, *sorted({c.name for c in confs})]
 
 
+def run_command() -> dict:
+    """The command line's overrides of this (Hydra) job, and the command that runs it alone."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return {"overrides": [], "command": ""}
+    overrides = list(HydraConfig.get().overrides.task)
+    return {"overrides": overrides, "command": " ".join(["python -m harness.run", *overrides])}
+
+
 class NullTracker:
     def log_study(self, metrics: StudyMetrics, records: list[Record]) -> None:
         pass
@@ -192,20 +164,52 @@ class NullTracker:
         pass
 
 
-def run_id(run_dir: str) -> str:
-    """A W&B run id that is the same for every attempt of a run directory."""
-    return hashlib.sha256(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]
+WHERE = ("run_dir", "paths", "store_dir", "logger")  # where a run lives and logs, not what it does
+
+
+def run_identity(run_dir: str | Path) -> list | None:
+    """What a run directory ran, the same for every run of the same command: its config.yaml
+    without WHERE, and for a point of a sweep (or the sweep directory itself) the sweep's command
+    line (Hydra's multirun.yaml). None when the directory holds neither."""
+    from omegaconf import OmegaConf
+
+    root = Path(run_dir)
+    if (root / "config.yaml").is_file():
+        cfg = OmegaConf.to_container(OmegaConf.load(root / "config.yaml"))
+        parts: list = [{k: v for k, v in cfg.items() if k not in WHERE}]
+        sweep = root.parent / "multirun.yaml"
+    elif (root / "multirun.yaml").is_file():
+        parts, sweep = ["sweep summary"], root / "multirun.yaml"
+    else:
+        return None
+    if sweep.is_file():
+        parts.append(sorted(OmegaConf.load(sweep).hydra.overrides.task))
+    return parts
+
+
+def run_id(run_dir: str, job_type: str = "study") -> str:
+    """A W&B run id derived from the run directory: a hash of what it ran (`run_identity`), so a
+    requeued job, a rerun of the same command and a rerun of the same sweep all continue the same
+    W&B run instead of adding one; a directory that holds no config: a hash of its path. Another
+    job type on the same directory (an analysis of it) gets its own id, just as stable."""
+    identity = run_identity(run_dir)
+    key = json.dumps(identity, sort_keys=True) if identity else str(Path(run_dir).resolve())
+    if job_type != "study":
+        key = f"{job_type}:{key}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def run_files(run_dir: str) -> list[Path]:
-    """The run directory's own files (not W&B's folder, not submitit's or Hydra's internals)."""
+    """The run directory's own files and Hydra's `.hydra/` (the composed config, the command
+    line's overrides), not W&B's folder, submitit's internals or the lock."""
     root = Path(run_dir)
-    skip = ("wandb", ".submitit", ".hydra")
-    return sorted(
-        p
-        for p in root.rglob("*")
-        if p.is_file() and p.relative_to(root).parts[0] not in skip and not p.name.startswith(".")
-    )
+    skip = ("wandb", ".submitit")
+
+    def kept(p: Path) -> bool:
+        parts = p.relative_to(root).parts
+        return parts[0] not in skip and (parts[0] == ".hydra" or not p.name.startswith("."))
+
+    return sorted(p for p in root.rglob("*") if p.is_file() and kept(p))
 
 
 class WandbTracker(NullTracker):
@@ -213,8 +217,7 @@ class WandbTracker(NullTracker):
         import wandb
 
         self.wandb, self.main = wandb, main
-        cfg = asdict(run)
-        cfg.pop("models")
+        cfg = asdict(run) | run_command()  # the resolved models too (every model the run uses)
         self.run = init_run(
             run.logger,
             run_dir=run.run_dir,
@@ -250,6 +253,19 @@ class WandbTracker(NullTracker):
                 *[proposals if c == "proposals" else getattr(r, c) for c in ITEM_COLUMNS]
             )
         self.run.log({"items": table})
+        self.log_samples(records)
+
+    def log_samples(self, records: list[Record]) -> None:
+        """A `samples/<configuration>` table per configuration (`sample_rows`)."""
+        by_conf: dict[str, list[Record]] = {}
+        for r in records:
+            by_conf.setdefault(r.configuration, []).append(r)
+        payload = {}
+        for label, rs in by_conf.items():
+            rows = sample_rows(rs)
+            payload[f"samples/{label}"] = as_table(self.wandb, rows)
+            self.run.summary[f"samples_table/{label}/rows"] = len(rows)
+        self.run.log(payload)
 
     def finish(self, exit_code: int = 0, preempted: bool = False) -> None:
         try:
@@ -307,54 +323,3 @@ def log_sweep_summary(config: Any, sweep_dir: Path, rows: list[dict]) -> None:
         wrun.log({"sweep/results": table} | result_charts(wandb, table, "score"))
     finally:
         wrun.finish()
-
-
-def _inspect(folder: Path, *flags: str) -> str:
-    """`wandb leet inspect --json [flags] <folder>`: W&B's own reader of a run's .wandb log."""
-    cli = Path(sys.executable).with_name("wandb")
-    cmd = [str(cli) if cli.exists() else "wandb", "leet", "inspect", "--json", *flags, str(folder)]
-    return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120).stdout
-
-
-def read_offline(folder: str | Path) -> dict:
-    """What the dashboard of one offline run folder (`wandb/offline-run-*`) holds.
-
-    Keys: name, job_type, group, notes, tags, state, summary (scalars), charts (key -> W&B
-    panel id, e.g. `wandb/bar/v0`), tables (key -> list of row dicts), from W&B's own reader.
-    """
-    folder = Path(folder)
-    state = json.loads(_inspect(folder, "--summary"))
-    records = [json.loads(line) for line in _inspect(folder).splitlines() if line.strip()]
-    run = next(r["run"] for r in records if r["type"] == "run")
-    charts = {}
-    for r in records:
-        if r["type"] == "config":
-            for key, value in r["config"].get("update", {}).items():
-                if key.startswith("_wandb.visualize."):
-                    charts[key.removeprefix("_wandb.visualize.")] = value["panel_config"][
-                        "panelDefId"
-                    ]
-    tables, scalars = {}, {}
-    for key, value in state.get("summary", {}).items():
-        if isinstance(value, dict) and value.get("_type") == "table-file":
-            data = json.loads((folder / "files" / value["path"]).read_text())
-            tables[key] = [dict(zip(data["columns"], row, strict=True)) for row in data["data"]]
-        elif not key.startswith("_"):
-            scalars[key] = value
-    return {
-        "id": run.get("run_id"),
-        "name": run.get("display_name"),
-        "job_type": run.get("job_type"),
-        "group": run.get("run_group"),
-        "notes": run.get("notes"),
-        "tags": run.get("tags", []),
-        "state": state.get("state"),
-        "summary": scalars,
-        "charts": charts,
-        "tables": tables,
-    }
-
-
-def offline_runs(path: str | Path) -> list[Path]:
-    """Every offline run folder under a run or sweep directory."""
-    return sorted(p.parent for p in Path(path).rglob("offline-run-*/run-*.wandb"))

@@ -1,6 +1,6 @@
 """Print what the dashboards of offline W&B runs hold, read by W&B's own reader.
 
-A thin front end to `harness.tracking.read_offline`, which runs `wandb leet inspect --json`
+A thin front end to `harness.dashboard.read_offline`, which runs `wandb leet inspect --json`
 (W&B's reader of a run's .wandb log; no account or network needed). For one run by hand:
     wandb leet inspect --summary --json <run_dir>/wandb/offline-run-*
 
@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 
-from harness.tracking import offline_runs, read_offline
+from harness.dashboard import offline_runs, read_offline
 
 
 def main() -> None:
@@ -31,6 +31,10 @@ def main() -> None:
         print(f"run {run['id']} {run['name']!r} job_type={run['job_type']} group={run['group']}")
         print(f"  {folder}  state={run['state']} tags={run['tags']}")
         print(f"  notes: {run['notes']}")
+        if run["config"].get("command"):
+            print(f"  command: {run['config']['command']}")
+        for name, files in sorted(run["artifacts"].items()):
+            print(f"  artifact {name}: {len(files)} files")
         for key, panel in sorted(run["charts"].items()):
             print(f"  chart {key}: {panel}")
         for key, rows in sorted(run["tables"].items()):

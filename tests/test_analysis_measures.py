@@ -131,34 +131,28 @@ def test_wandb_charts_are_native_tables_line_series_and_scatter(tmp_path):
 
 
 def test_mirror_logs_an_analysis_job_with_tables_charts_and_images(tmp_path, monkeypatch):
-    wandb = pytest.importorskip("wandb")
+    """Real offline W&B, read back with W&B's own reader; a second analysis resumes the run."""
     from harness.analysis.mirror import mirror
+    from harness.dashboard import offline_runs, read_offline
 
-    class FakeRun:
-        def __init__(self, **kwargs):
-            self.kwargs, self.summary, self.logged, self.exit_code = kwargs, {}, {}, None
-
-        def log(self, payload):
-            self.logged.update(payload)
-
-        def finish(self, exit_code=0):
-            self.exit_code = exit_code
-
-    runs = []
-    monkeypatch.setattr(wandb, "init", lambda **kw: runs.append(FakeRun(**kw)) or runs[-1])
+    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))
     run = write_run(tmp_path / "run", study_records(items=4))
     results = analyze(run, FakeEmbedder(tmp_path / "cache"), METHODS, False, 0, 0)
     mirror(run, results, "offline")
-    (wrun,) = runs
-    assert wrun.kwargs["job_type"] == "analysis" and wrun.kwargs["group"] == "test"
-    assert {"gsm8k/qd", "gsm8k/k_scaling", "gsm8k/t_vs_tokens", "plots/qd_gsm8k"} <= set(
-        wrun.logged
+    [folder] = offline_runs(run)
+    got = read_offline(folder)
+    assert got["job_type"] == "analysis" and got["group"] == "test" and got["state"] == "finished"
+    assert {"gsm8k/configurations", "gsm8k/regression", "gsm8k/compute_matched"} <= set(
+        got["tables"]
     )
-    assert (
-        wrun.summary["gsm8k/fit_knorm2/r2"]
-        == results["benchmarks"]["gsm8k"]["fits"]["knorm2"]["r2"]
-    )
-    assert wrun.exit_code == 0
+    assert got["charts"]["gsm8k/qd"] == "wandb/scatter/v0"
+    assert got["charts"]["gsm8k/k_scaling"] == "wandb/lineseries/v0"
+    assert got["charts"]["gsm8k/t_vs_tokens"] == "wandb/scatter/v0"
+    assert "plots/qd_gsm8k" in got["summary"]
+    fit = results["benchmarks"]["gsm8k"]["fits"]["knorm2"]["r2"]
+    assert got["summary"]["gsm8k/fit_knorm2/r2"] == pytest.approx(fit)
+    mirror(run, results, "offline")  # analysed again: the same W&B run, not a second one
+    assert len({read_offline(f)["id"] for f in offline_runs(run)}) == 1
 
 
 def test_records_without_the_schema_fields_are_skipped_and_counted(tmp_path, caplog):

@@ -1,7 +1,9 @@
 """The real Hydra configs compose, convert to typed dataclasses, and reject impossible values."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -167,11 +169,35 @@ def test_cli_unknown_method_fails_at_once_listing_methods():
     assert "self_moa" in proc.stderr and "single" in proc.stderr
 
 
+def run_guarded(*args: str) -> subprocess.CompletedProcess:
+    """`harness.run` through tests/no_engine.py: constructing an engine exits ENGINE_EXIT."""
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.run(
+        [sys.executable, "tests/no_engine.py", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+        env=os.environ | {"PYTHONPATH": str(root)},
+    )
+
+
 def test_cli_impossible_value_exits_2_before_loading_a_model():
-    proc = run_cli("method.k=0")
-    assert proc.returncode == 2
+    proc = run_guarded("method.k=0")
+    assert proc.returncode == 2, proc.stderr[-2000:]  # ENGINE_EXIT (97) had an engine been made
     assert "config error: method.k must be an integer in [1, 256] (got 0)" in proc.stderr
-    assert "loading" not in proc.stderr
+    assert "ENGINE CONSTRUCTED" not in proc.stderr
+
+
+def test_the_no_engine_guard_fires_when_a_run_constructs_an_engine(tmp_path):
+    """The guard of the test above can fail: a valid run (the replay engine) is stopped by it."""
+    from tests.no_engine import ENGINE_EXIT
+
+    proc = run_guarded(
+        "engine=replay", "benchmark.limit=1", "logger.mode=disabled",
+        f"store_dir={tmp_path / 'store'}", f"hydra.run.dir={tmp_path / 'run'}",
+    )  # fmt: skip
+    assert proc.returncode == ENGINE_EXIT and "ENGINE CONSTRUCTED" in proc.stderr
 
 
 def test_the_schema_imports_nothing_of_the_harness_above_its_leaves():

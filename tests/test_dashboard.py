@@ -115,6 +115,57 @@ def test_sweep_prints_writes_and_logs_one_table_across_points(sweep):
     assert summary["charts"]["charts/score"] == "wandb/bar/v0"
 
 
+@pytest.fixture(scope="module")
+def sweep_twice(tmp_path_factory):
+    """A 2-point sweep run twice, each time into a new sweep directory (as a plain rerun is)."""
+    tmp = tmp_path_factory.mktemp("twice")
+    for name in ("first", "second"):
+        fake_run(tmp, "-m", "method.k=2,3", f"hydra.sweep.dir={tmp / name}")
+    return [read_offline(f) for name in ("first", "second") for f in offline_runs(tmp / name)]
+
+
+def test_a_sweep_run_twice_holds_one_run_per_point_not_two(sweep_twice):
+    studies = [r for r in sweep_twice if r["job_type"] == "study"]
+    assert len(studies) == 4  # two offline folders per point...
+    assert len({r["id"] for r in studies}) == 2  # ...of the same 2 W&B runs: a rerun resumes
+    assert len({r["id"] for r in sweep_twice if r["job_type"] == "sweep"}) == 1
+
+
+def test_each_point_has_truncation_outcome_columns_models_overrides_and_samples(sweep_twice):
+    for run in (r for r in sweep_twice if r["job_type"] == "study"):
+        results = run["tables"]["results"]
+        assert {"truncated_proposals", "truncated_aggregations"} <= set(results[0])
+        assert all(r["outcome_ok"] == r["items"] for r in results)  # the fake engine's: all ok
+        assert list(run["config"]["models"]) == ["smollm2-135m-instruct"]
+        k = run["config"]["method"]["k"]
+        assert f"method.k={k}" in run["config"]["overrides"]
+        assert run["config"]["command"].startswith("python -m harness.run ")
+        samples = run["tables"][f"samples/self_moa(k={k})"]
+        assert len(samples) == 3 * k  # 3 items, a row per proposal
+        assert samples[0]["proposal_answer"] is not None and samples[0]["final_answer"] is not None
+        assert ".hydra/overrides.yaml" in run["artifacts"][f"run-{run['id']}"]
+
+
+def test_sample_rows_keep_whole_items_within_the_bound():
+    from harness.dashboard import sample_rows
+    from tests.conftest import typed
+
+    proposal = {"model": "m", "text": "t", "prompt_tokens": 1, "generated_tokens": 1,
+                "finish_reason": "stop", "answer": "1", "score": 1.0}  # fmt: skip
+    records = [
+        {"configuration": "c", "method": "self_moa", "item_id": f"i{i}", "turn": 1,
+         "question": "q", "reference": "1", "rounds": [], "aggregation": None, "order": [],
+         "events": [], "final_text": "1", "answer": "1", "score": 1.0, "judgment": None,
+         "outcome": "ok", "error": None, "calls": 4, "prompt_tokens": 4, "generated_tokens": 4,
+         "gen_s": 0.0, "proposals": [proposal | {"sample_index": j} for j in range(3)]}
+        for i in range(10)
+    ]  # fmt: skip
+    rows = sample_rows(typed(records), limit=8)
+    assert len(rows) == 6  # two whole items of 3 proposals; a third would pass 8
+    assert sample_rows(typed(records), limit=2)[0]["item_id"] == rows[0]["item_id"]  # same order
+    assert len(sample_rows(typed(records), limit=2)) == 3  # at least one whole item
+
+
 def test_results_rows_keep_truncation_counts_when_the_summary_has_them():
     m = ConfigSummary(
         "self_moa", 3, 3, 0.5, 0.1, 0.9, 0.4, 0.6, 9, 90, 30, 1.0, Truncated(proposals=2), {}, {}

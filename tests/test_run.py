@@ -1,16 +1,19 @@
 """`python -m harness.run` end to end: real vLLM and SmolLM2, Self-MoA on GSM8K-style items."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import write_gsm8k
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def command(data, run_dir, store, *extra: str) -> list[str]:
@@ -28,7 +31,8 @@ def command(data, run_dir, store, *extra: str) -> list[str]:
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(list(args), capture_output=True, text=True, timeout=900)
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(list(args), capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -109,13 +113,21 @@ def test_wandb_offline_run_has_summary_results_and_items_tables(finished_run):
     assert len(run["tables"]["items"]) == 6
     assert [r["configuration"] for r in run["tables"]["results"]] == ["single", "self_moa(k=3)"]
     assert run["job_type"] == "study" and run["state"] == "finished"
+    assert "truncated_proposals" in run["tables"]["results"][0]
+    assert "smollm2-135m-instruct" in run["config"]["models"]
+    assert "method.k=3" in run["config"]["overrides"]
+    samples = run["tables"]["samples/self_moa(k=3)"]  # a row per proposal: 3 items x 3 samples
+    assert len(samples) == 9 and {r["sample_index"] for r in samples} == {0, 1, 2}
+    assert all(r["proposal"] and "proposal_score" in r and "final_answer" in r for r in samples)
+    assert ".hydra/overrides.yaml" in run["artifacts"][f"run-{run['id']}"]
 
 
 def test_rerun_regenerates_nothing_and_loads_no_model(finished_run, data, tmp_path):
     run_dir, _, store = finished_run
-    proc = run(*command(data, tmp_path / "again", store, "logger.mode=disabled"))
+    # through tests/no_engine.py: had an engine been constructed, the run would exit 97
+    overrides = command(data, tmp_path / "again", store, "logger.mode=disabled")[3:]
+    proc = run(sys.executable, str(ROOT / "tests" / "no_engine.py"), *overrides)
     assert "found 15 generations, made 0" in proc.stdout
-    assert "loading smollm2" not in proc.stderr
     assert comparable(records_of(tmp_path / "again")) == comparable(records_of(run_dir))
 
 

@@ -5,11 +5,14 @@ them (the q-d scatter with t, the k-scaling lines, score against tokens), and th
 Native charts: `wandb.plot.line_series` for t against k; `wandb.plot.scatter` for t against
 generated tokens; the q-d scatter uses the same built-in scatter preset with t as its colour
 field (`wandb.plot_table`), and its table carries t, so a table panel can colour by it too.
+The run id is derived from the analysed directory, so analysing it again updates the same run.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from harness.tracking import run_id
 
 COST_COLUMNS = ("kind", "tokens", "calls", "t", "front_tokens", "front_calls")
 FIT_KEYS = ("n", "alpha", "se_alpha", "p_alpha", "beta", "se_beta", "p_beta", "r2")
@@ -96,6 +99,8 @@ def mirror(path: Path, results: dict, mode: str) -> None:
         dir=str(path),
         mode=mode,
         config={"path": str(path), "embedding_model": results["embedding_model"]},
+        id=run_id(str(path), "analysis"),  # a re-analysis continues the same run
+        resume="allow",
     )
     exit_code = 1
     try:
