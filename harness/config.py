@@ -39,6 +39,10 @@ class ModelConfig:
     # a conf/engine preset for this model alone (e.g. openai: served proposers, in-process
     # aggregator); null = the run's `engine`
     engine: str | None = None
+    # what the dry run sizes memory from when the model is not on disk (hub ids): `params` (the
+    # parameter count) and the KV-cache figures of its config.json (num_hidden_layers,
+    # num_key_value_heads, head_dim; MLA: kv_lora_rank, qk_rope_head_dim); harness.sizing
+    arch: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,6 +53,10 @@ class EngineConfig:
     tokens_per_s_hint: float = 0.0
     env: dict[str, str] = field(default_factory=dict)  # set before vLLM is imported
     kwargs: dict[str, Any] = field(default_factory=dict)  # passed straight to vllm.LLM
+    # the dry run's device where no GPU is visible (a login node): one GPU's memory and the GPUs
+    # of a node; null: the host's RAM (CPU engines). A visible GPU is used instead.
+    device_memory_gib: float | None = None
+    device_count: int = 1
 
 
 @dataclass
@@ -102,6 +110,9 @@ class RunConfig:
     # proposer), phase 1 of the two-phase SLURM pattern (slurm/README.md)
     phase: str = "all"
     phase_model: str | None = None
+    # print what the study needs (generations, tokens, hours, memory per model) and stop,
+    # loading no model (harness.dryrun); exit 2 when a model cannot fit
+    dry_run: bool = False
     # Filled by `harness.plan.checked_run`: every model the run needs, by name (proposer,
     # aggregator, judge).
     models: dict[str, ModelConfig] = field(default_factory=dict)

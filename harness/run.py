@@ -30,6 +30,7 @@ from omegaconf import DictConfig
 
 from harness.cluster import check_job
 from harness.config import CONF_DIR, ConfigError, RunConfig
+from harness.dryrun import dry_run
 from harness.engines.factory import nondeterministic as nondeterministic_models
 from harness.engines.factory import probe
 from harness.environment import check_environment
@@ -137,7 +138,9 @@ def main(cfg: DictConfig) -> None:
         if run.logger.group is None:
             run.logger.group = sweep_group(hydra_cfg)
         check_job(run.engine.kwargs)  # SLURM's GPUs match tensor_parallel_size
-        if run.phase == "propose":
+        if run.dry_run:
+            dry_run(run)  # the study's needs, loading no model; one line when one cannot fit
+        elif run.phase == "propose":
             propose_phase(run)
         else:
             study(run)

@@ -77,6 +77,8 @@ class SweepSummary(Callback):
             sys.exit(2)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if OmegaConf.select(config, "dry_run", default=False):
+            return  # each point printed its plan; nothing ran
         sweep_dir = Path(str(config.hydra.sweep.dir))
         rows = cross_point_rows(sweep_dir)
         text = cross_point_table(rows)
