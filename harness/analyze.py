@@ -55,7 +55,8 @@ from harness.analysis.quality import QualityError
 from harness.methods import declaring
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (also read by `harness`'s tab completion)."""
     parser = argparse.ArgumentParser(
         prog="python -m harness.analyze", description=__doc__.split("\n")[0]
     )
@@ -100,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
         "--wandb-mode", default="offline", choices=["offline", "online", "disabled"]
     )
     parser.add_argument("--no-wandb", action="store_true", help="same as --wandb-mode disabled")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.bootstrap < 0:

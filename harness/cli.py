@@ -5,9 +5,11 @@ Usage:
     harness run -m sweep=k_scaling launcher=slurm
     harness agreement benchmark=alpaca_eval benchmark.judge=qwen2.5-coder-0.5b-instruct
     harness analyze RUN_OR_SWEEP_DIR [options]
-    harness run --help                     # Hydra's help: config groups and their options
+    harness export RUN_DIR [--evaluate]    # python -m harness.export_alpaca: AlpacaEval files
+    harness run --help                     # examples, config groups and their options
 
-Tab completion of overrides (Hydra's, for `harness run` and `harness agreement`):
+Tab completion (bash): the subcommands; Hydra's overrides after `run` and `agreement`; the
+options after `analyze` and `export` (file names otherwise):
     eval "$(harness run -sc install=bash)"     # bash; add the line to ~/.bashrc to keep it
     harness run -sc install=fish | source       # fish
 """
@@ -22,7 +24,15 @@ COMMANDS = {
     "run": "harness.run",  # Hydra
     "agreement": "harness.agreement",  # Hydra
     "analyze": "harness.analyze",  # argparse
+    "export": "harness.export_alpaca",  # argparse
 }
+ARGPARSE = ("analyze", "export")  # their modules have build_parser()
+
+
+def options(command: str) -> list[str]:
+    """The option strings of an argparse subcommand, for tab completion."""
+    parser = import_module(COMMANDS[command]).build_parser()
+    return [s for action in parser._actions for s in action.option_strings]
 
 
 def _completion_command(args: list[str]) -> str | None:
@@ -47,6 +57,9 @@ def main() -> None:
         command = _completion_command(args)
         if command is None:  # completing the subcommand itself
             print(" ".join(COMMANDS))
+            return
+        if command in ARGPARSE:  # bash keeps those matching the word, else completes file names
+            print(" ".join(options(command)))
             return
     elif not args or args[0] not in COMMANDS:
         asked = not args or args[0] in ("-h", "--help")

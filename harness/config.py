@@ -123,6 +123,22 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
+def public_groups() -> str:
+    """`group: option, ...` for every config group of conf/ (the typed schema groups,
+    `method_schema` and the like, stay hidden): the groups of `harness run --help`."""
+    import textwrap
+
+    groups = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
+    return "\n".join(
+        textwrap.fill(f"{g}: {', '.join(options(g))}", 96, initial_indent="  ",
+                      subsequent_indent="      ", break_on_hyphens=False)
+        for g in groups
+    )  # fmt: skip
+
+
+OmegaConf.register_new_resolver("harness_groups", public_groups, replace=True)
+
+
 def load_model_config(name: str, key: str | None = None) -> ModelConfig:
     """conf/model/<name>.yaml; an unknown name is an error naming `key`, the setting holding it."""
     path = CONF_DIR / "model" / f"{name}.yaml"

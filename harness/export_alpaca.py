@@ -181,7 +181,8 @@ def evaluate(written: dict[str, Path], reference: Path, annotator: str = ANNOTAT
     return 1 if failed else 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (also read by `harness`'s tab completion)."""
     parser = argparse.ArgumentParser(
         prog="python -m harness.export_alpaca", description=__doc__.split("\n")[0]
     )
@@ -192,7 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="default RUN_DIR/alpaca_eval")
     parser.add_argument("--evaluate", action="store_true", help="run the official evaluator")
     parser.add_argument("--annotators-config", default=ANNOTATOR, help="AlpacaEval judge config")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         written = export(args.run_dir, args.data_dir, args.out)

@@ -6,6 +6,9 @@ Hydra's job logging (conf/config.yaml, `hydra.job_logging`) writes every record 
   the root logger because the engine configs set `VLLM_CONFIGURE_LOGGING=0`;
 - Python warnings (routed to the `py.warnings` logger here);
 - `harness.report` records: tables the entry points print themselves and also keep in run.log.
+run.log's file handler carries `WeightLoadFilter`: vLLM warns once per tensor when it casts a
+checkpoint's weights to the engine's dtype (~100 lines per model load); run.log keeps one line
+per load instead.
 """
 
 from __future__ import annotations
@@ -30,6 +33,33 @@ class ConsoleFilter(logging.Filter):
             return False
         if any(_under(record.name, n) for n in NOISY):
             return record.levelno >= logging.ERROR
+        return True
+
+
+PER_TENSOR = "Attempted to load weight "  # vLLM's per-tensor dtype warning (models/utils.py)
+
+
+class WeightLoadFilter(logging.Filter):
+    """One line per weight-loading episode: the first per-tensor warning of a run of them
+    passes, rewritten to say that it stands for the whole load; the rest of the run is dropped.
+    Any other record ends the episode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_episode = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not (_under(record.name, "vllm") and str(record.msg).startswith(PER_TENSOR)):
+            self.in_episode = False
+            return True
+        if self.in_episode:
+            return False
+        self.in_episode = True
+        record.msg = (
+            f"{record.getMessage()} (and the same cast for every further tensor of this model "
+            "load: one line per load, harness.logs.WeightLoadFilter)"
+        )
+        record.args = ()
         return True
 
 

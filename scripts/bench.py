@@ -223,6 +223,10 @@ def bare_self_moa(engine, convs, params, agg_max_tokens: int) -> int:
     return bare_tokens(props) + bare_tokens(final)
 
 
+# --sides: which sides of (b) run; argparse refuses any other value (exit 2, naming the choices)
+SIDES = {"harness": ("harness",), "bare": ("bare",), "both": ("harness", "bare")}
+
+
 def schedule(core, engine, bench, items, sides, max_tokens) -> tuple[dict, dict]:
     """(b) for these items: Self-MoA batched vs per question, per side; (c) the warm re-run."""
     convs, params = sampling(bench, items, core.run, core.item_seed)
@@ -275,7 +279,12 @@ def main() -> None:
     )
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=64)
-    ap.add_argument("--sides", default="harness,bare", help="sides of (b): harness, bare or both")
+    ap.add_argument(
+        "--sides",
+        default="both",
+        choices=sorted(SIDES),
+        help="sides of (b): harness, bare, or both (default)",
+    )
     ap.add_argument(
         "--set",
         action="append",
@@ -291,7 +300,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench.json")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    sides = args.sides.split(",")
+    sides = SIDES[args.sides]
 
     run = checked_run(
         compose(

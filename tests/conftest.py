@@ -47,13 +47,26 @@ def bench_cfg(data_dir: Path) -> benchmarks.Knobs:
 compose_config = compose
 
 # slow tests that submit jobs to a real SLURM cluster (.ci/run starts one here)
+NO_SLURM = "no SLURM here (sbatch absent): start one with scripts/slurm_start.sh"
 NEEDS_SLURM = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        shutil.which("sbatch") is None,
-        reason="no SLURM here (sbatch absent): start one with scripts/slurm_start.sh",
-    ),
+    pytest.mark.skipif(shutil.which("sbatch") is None, reason=NO_SLURM),
 ]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Say loudly when the SLURM tests were skipped, and how to run them."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if NO_SLURM in str(r.longrepr)]
+    if skipped:
+        terminalreporter.write_sep(
+            "!", f"{len(skipped)} SLURM TESTS SKIPPED: no SLURM here", red=True
+        )
+        terminalreporter.write_line(
+            "run them with a one-node cluster on this machine (root; installs SLURM in seconds):\n"
+            "    scripts/slurm_start.sh && .venv/bin/python -m pytest tests/test_slurm.py "
+            "tests/test_slurm_serve.py; scripts/slurm_stop.sh\n"
+            "(.ci/run does this for the whole suite)"
+        )
 
 
 def fake_slot(models: dict, factory) -> ModelSlot:

@@ -35,6 +35,8 @@ def test_harness_help_lists_the_commands_and_run_help_lists_config_groups(tmp_pa
     assert "harness run" in harness("--help").stdout
     out = harness("run", "--help", cwd=tmp_path).stdout  # from any directory
     assert "method: majority_vote" in out and "paths: default" in out
+    assert "Examples:" in out and "harness run -m method.k=2,4" in out  # the project's own help
+    assert "_schema" not in out and "Powered by Hydra" not in out  # internal groups hidden
     assert harness("bogus").returncode == 2
 
 
@@ -73,3 +75,56 @@ def test_a_configured_data_dir_that_does_not_exist_fails_clearly_without_the_hub
     run = checked_run(compose(f"paths.data={tmp_path / 'nope'}"))
     with pytest.raises(ConfigError, match=r"does not exist; set paths.data"):
         benchmarks.get(run.benchmark).load()
+
+
+def test_bench_refuses_an_unknown_side_and_both_means_both():
+    proc = subprocess.run(
+        [sys.executable, "scripts/bench.py", "--sides", "harness,bare"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env=os.environ | {"PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert proc.returncode == 2 and "invalid choice: 'harness,bare'" in proc.stderr
+    from scripts.bench import SIDES
+
+    assert SIDES["both"] == ("harness", "bare")
+
+
+def test_the_test_summary_says_loudly_when_slurm_tests_were_skipped():
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_slurm.py"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env=os.environ | {"PYTHONPATH": str(ROOT), "PATH": "/nonexistent"},  # no sbatch
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert "SLURM TESTS SKIPPED" in proc.stdout
+    assert "scripts/slurm_start.sh && .venv/bin/python -m pytest tests/test_slurm.py" in proc.stdout
+
+
+def complete_in_bash(tmp_path: Path, line: str) -> list[str]:
+    """What bash offers for `line` through the installed completion function (a `harness`
+    executable on PATH standing in for the console script)."""
+    exe = tmp_path / "bin" / "harness"
+    exe.parent.mkdir(exist_ok=True)
+    exe.write_text(f'#!/bin/sh\nexec {sys.executable} -c "{SCRIPT}" "$@"\n')
+    exe.chmod(0o755)
+    script = (
+        'eval "$(harness run -sc install=bash)"\n'
+        f'COMP_LINE="{line}"; COMP_POINT={len(line)}; words=($COMP_LINE)\n'
+        "COMP_CWORD=$(( ${#words[@]} - 1 ))\n"  # the last word is being completed
+        'hydra_bash_completion; printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    proc = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env=os.environ | {"PYTHONPATH": str(ROOT), "PATH": f"{exe.parent}:{os.environ['PATH']}"},
+    )  # fmt: skip
+    assert proc.returncode == 0 and "error" not in proc.stderr, proc.stderr
+    return proc.stdout.split()
+
+
+def test_bash_completes_all_subcommands_without_an_error_in_the_line(tmp_path):
+    (tmp_path / "runs").mkdir()
+    assert complete_in_bash(tmp_path, "harness ex") == ["export"]
+    assert complete_in_bash(tmp_path, "harness run method=self_moa_s") == ["method=self_moa_seq"]
+    assert complete_in_bash(tmp_path, "harness analyze --all-") == ["--all-k", "--all-aggregators"]
+    assert complete_in_bash(tmp_path, "harness analyze ru") == ["runs"]  # a file name
+    assert complete_in_bash(tmp_path, "harness export --ev") == ["--evaluate"]

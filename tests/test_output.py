@@ -51,3 +51,35 @@ def test_console_filter_drops_vllm_warnings_and_reports_but_keeps_errors():
     assert f.filter(record("vllm.engine", logging.ERROR))
     assert f.filter(record("harness.run", logging.WARNING))
     assert f.filter(record("vllmx", logging.INFO))
+
+
+def test_run_log_keeps_one_line_per_weight_loading_episode_not_one_per_tensor():
+    from harness.logs import WeightLoadFilter
+
+    def tensor(name: str) -> logging.LogRecord:
+        msg = "Attempted to load weight %s with dtype torch.float32 into parameter with dtype bf16"
+        return logging.LogRecord(
+            "vllm.model_executor.models.utils", logging.WARNING, __file__, 1, msg, (name,), None
+        )
+
+    f = WeightLoadFilter()
+    first_load = [f.filter(tensor(f"layers.{i}.weight")) for i in range(99)]
+    between = f.filter(record("harness.generate", logging.INFO))
+    second_load = [f.filter(tensor(f"layers.{i}.weight")) for i in range(99)]
+    assert sum(first_load) == 1 and first_load[0] and between and sum(second_load) == 1
+    kept = tensor("lm_head.weight")
+    WeightLoadFilter().filter(kept)
+    assert "lm_head.weight" in kept.getMessage() and "one line per load" in kept.getMessage()
+
+
+def test_the_run_log_handler_carries_the_weight_filter():
+    from hydra import compose, initialize_config_dir
+
+    from harness.config import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", return_hydra_config=True)
+    handlers = cfg.hydra.job_logging.handlers
+    assert list(handlers.file.filters) == ["weights"]
+    assert list(handlers.console.filters) == ["console"]
+    assert cfg.hydra.job_logging.filters.weights["()"] == "harness.logs.WeightLoadFilter"

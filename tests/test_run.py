@@ -94,6 +94,11 @@ def test_metrics_keep_load_and_generation_time_apart(finished_run):
     assert metrics["memory/peak_rss_gib"] > 0
 
 
+def test_run_log_has_one_line_per_weight_load_not_one_per_tensor(finished_run):
+    run_dir, _, _ = finished_run
+    assert (run_dir / "run.log").read_text().count("Attempted to load weight") <= 1  # one load
+
+
 def test_summary_table_and_run_directory_are_printed(finished_run):
     run_dir, proc, _ = finished_run
     assert "configuration" in proc.stdout and "95% CI" in proc.stdout
