@@ -14,11 +14,15 @@ def one_line(e: ConfigError) -> str:
     import logging
 
     logging.getLogger("harness").debug("error details", exc_info=e)
-    return f"{'error' if isinstance(e, PathError) else 'config error'}: {e}"
+    return f"{'error' if isinstance(e, PathError | ResourceError) else 'config error'}: {e}"
 
 
 class DataError(ConfigError):
     """Benchmark data that cannot be found or read (names the paths tried)."""
+
+
+class ResourceError(ConfigError):
+    """The machine lacks what a model needs (device memory held by another process)."""
 
 
 class PathError(ConfigError):

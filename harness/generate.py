@@ -139,13 +139,13 @@ class Generator:
         found = self._lookup(keys)
         stats = StageStats(stage, model, requests=len(requests))
         stats.sequences = sum(p.n for _, p in requests)
-        made, errors = [0] * len(requests), {}
+        made, errors, folded = [0] * len(requests), {}, set()
         if any(g is None for got in found for g in got):
             kind = stage.split("-")[0]
             locks = {stream_lock(kind, identity, p) for _, p in requests}
             with self.store.claim(sorted(locks)):  # refreshes: another job may have made them
                 found = self._lookup(keys)
-                made, errors = self._generate(stats, identity, requests, keys, found)
+                made, errors, folded = self._generate(stats, identity, requests, keys, found)
         stats.found = stats.sequences - stats.made - sum(requests[i][1].n for i in errors)
         stats.skipped = sum(out.too_long for out in errors.values())
         for out in errors.values():  # each outcome under its own name
@@ -164,6 +164,7 @@ class Generator:
             or Output(
                 got[0].prompt_tokens,
                 tuple(Completion(g.text, g.tokens, g.finish_reason) for g in got),
+                folded=i in folded,
             )
             for i, got in enumerate(found)
         ]
@@ -181,19 +182,20 @@ class Generator:
         requests: list[tuple[Conversation, Sampling]],
         keys: list[list[str]],
         found: list[list[Generation | None]],
-    ) -> tuple[list[int], dict[int, Output]]:
+    ) -> tuple[list[int], dict[int, Output], set[int]]:
         """Generate the missing samples of `found` in one engine call, store them, fill them in.
 
-        Returns the tokens made per request and the outputs of requests that could not be sent.
+        Returns the tokens made per request, the outputs of requests that could not be sent,
+        and the requests sent with their system text folded into the first user turn.
         """
-        made, errors = [0] * len(requests), {}
+        made, errors, folded = [0] * len(requests), {}, set()
         todo = [
             (i, first, replace(p, n=n, seed=None if p.seed is None else p.seed + first))
             for i, ((_, p), got) in enumerate(zip(requests, found, strict=True))
             for first, n in missing_runs(got)
         ]
         if not todo:
-            return made, errors
+            return made, errors, folded
         engine, stats.load_s = self.slot.get(stats.model)
         next_stage(f"{stats.stage} on {stats.model}")
         start = time.perf_counter()
@@ -203,6 +205,8 @@ class Generator:
             """The new generations of todo[t]'s output, filled in and counted."""
             i, first, _ = todo[t]
             taken.add(t)
+            if out.folded:
+                folded.add(i)
             if out.error:
                 errors[i] = out
                 return []
@@ -229,7 +233,8 @@ class Generator:
         self.store.put([g for t, out in enumerate(outputs) if t not in taken for g in take(t, out)])
         fault_point(f"stored:{stats.stage}")
         stats.generated_tokens = sum(made)
-        return made, errors
+        stats.folded = len(folded)
+        return made, errors, folded
 
     def propose(self, jobs: list[Job], models: set[str] | None = None) -> Pool:
         """The proposal stages of `jobs` (only of `models` when given): one stage per model."""

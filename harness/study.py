@@ -17,6 +17,7 @@ import logging
 
 from harness.benchmarks import Benchmark, Item
 from harness.config import RunConfig
+from harness.engines import SYSTEM_FOLDED
 from harness.generate import Generator, ModelSlot, Pool, conversation_key, fault_point
 from harness.methods import Job, Request, Step
 from harness.plan import Configuration
@@ -63,6 +64,7 @@ def start(job: Job, pool: Pool) -> None:
     for model, count in job.conf.proposers if not job.error else ():
         out, rate = pool[(model, fields, conversation_key(job.conversation))]
         job.error = job.error or out.message
+        job.events += [SYSTEM_FOLDED] if out.folded else []
         for j, c in enumerate(out.completions[:count]):
             job.proposals.append(
                 Proposal(model, j, c.text, out.prompt_tokens, c.tokens, c.finish_reason)
@@ -95,6 +97,7 @@ def answer(jobs: list[Job], gen: Generator) -> list[Job]:
             requests = job.requests
             outputs = [inbox[(id(job), i)] for i in range(len(requests))]
             for request, (out, rate) in zip(requests, outputs, strict=True):
+                job.events += [SYSTEM_FOLDED] if out.folded else []
                 if out.completions:
                     c = out.completions[0]
                     job.rounds.append(

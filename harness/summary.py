@@ -9,7 +9,9 @@ prints them, harness.tracking mirrors them). The keys they are written under:
   `<benchmark>/oracle_<metric>`;
   `cost/calls`, `cost/prompt_tokens`, `cost/generated_tokens`; `time/<x>_s`;
   `truncated/<proposals|aggregations|judgements>` (generations cut at their token cap);
-  `store/found`, `store/made`, `store/skipped`; `memory/peak_rss_gib`.
+  `store/found`, `store/made`, `store/skipped`; `memory/peak_rss_gib`;
+  `template/system_folded` (requests whose system text went to the first user turn: the model's
+  chat template takes no system message; harness.engines.templates).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ MADE = "store/made"
 SKIPPED = "store/skipped"
 PEAK_RSS = "memory/peak_rss_gib"
 NONDETERMINISTIC = "engine/nondeterministic_models"
+SYSTEM_FOLDED = "template/system_folded"
 TRUNCATED = "truncated/"  # + a field of Truncated
 NOT_SCALAR = ("method", "outcomes", "events")  # left out of the W&B summary
 
@@ -90,6 +93,7 @@ class StageStats:
     truncated: int = 0  # sequences (found or made) that stopped at max_tokens
     # requests that got no generation, by outcome (prompt_too_long, request_failed, ...)
     failed: dict[str, int] = field(default_factory=dict)
+    folded: int = 0  # requests sent with their system text in the first user turn
 
     @property
     def tokens_per_s(self) -> float:
@@ -222,6 +226,10 @@ class StudyMetrics:
     def made(self) -> int:
         return sum(s.made for s in self.stages)
 
+    @property
+    def system_folded(self) -> int:
+        return sum(s.folded for s in self.stages)
+
     def to_json(self) -> dict:
         return {
             "benchmark": self.keys.benchmark,
@@ -240,6 +248,7 @@ class StudyMetrics:
             "truncated": {s.stage + "/" + s.model: s.truncated for s in self.stages},
             PEAK_RSS: self.peak_rss_gib,
             NONDETERMINISTIC: self.nondeterministic_models,
+            SYSTEM_FOLDED: self.system_folded,
         }
 
     def scalars(self, main: str | None) -> dict:
@@ -256,6 +265,7 @@ class StudyMetrics:
             FOUND: self.found,
             MADE: self.made,
             PEAK_RSS: self.peak_rss_gib,
+            SYSTEM_FOLDED: self.system_folded,
         }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.engines.base import PROMPT_TOO_LONG
-from harness.summary import ConfigSummary, MetricKeys, StageStats, StudyMetrics
+from harness.summary import SYSTEM_FOLDED, ConfigSummary, MetricKeys, StageStats, StudyMetrics
 
 
 def format_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -99,8 +99,21 @@ def study_report(
         + stage_table(metrics.stages)
         + "\n\n"
         + "".join(f"warning: {line}\n" for line in warnings)
+        + folded_line(metrics.stages)
         + f"store {store_dir}: found {metrics.found} generations, made {metrics.made}\n"
         f"peak memory {metrics.peak_rss_gib:.2f} GiB; "
         f"load {metrics.load_s:.1f} s; generate {metrics.generate_s:.1f} s\n"
         f"run directory: {Path(run_dir).resolve()}"
+    )
+
+
+def folded_line(stages: list[StageStats]) -> str:
+    """Requests whose system text went to the first user turn (templates without that role)."""
+    models = sorted({s.model for s in stages if s.folded})
+    if not models:
+        return ""
+    n = sum(s.folded for s in stages)
+    return (
+        f"system text folded into the first user turn in {n} requests ({', '.join(models)}: "
+        f"chat template without a system role; {SYSTEM_FOLDED} in metrics.json)\n"
     )

@@ -38,7 +38,7 @@ def test_metrics_json_keys_are_the_ones_every_reader_knows():
         "benchmark", "metric", "items", "malformed_skipped", "score_outcomes", "configurations",
         "stages", "time/prepare_s", "time/load_s", "time/generate_s", "store/found",
         "store/made", "store/skipped", "truncated", "memory/peak_rss_gib",
-        "engine/nondeterministic_models",
+        "engine/nondeterministic_models", "template/system_folded",
     ]  # fmt: skip
     assert data["metric"] == "mt_bench/score" and data["store/made"] == 5
     assert data["truncated"] == {"propose/small": 1, "aggregate/big": 2}

@@ -22,11 +22,14 @@ from __future__ import annotations
 
 from harness.engines.base import (
     PROMPT_TOO_LONG,
+    SYSTEM_FOLDED,
+    TEMPLATE_ERROR,
     Completion,
     Conversation,
     Engine,
     Output,
     Sampling,
+    template_error,
     too_long,
 )
 from harness.engines.openai import OpenAIEngine
@@ -48,11 +51,14 @@ def engine_class(kind: str) -> type[Engine]:
 __all__ = [
     "PROMPT_TOO_LONG",
     "REGISTRY",
+    "SYSTEM_FOLDED",
+    "TEMPLATE_ERROR",
     "Completion",
     "Conversation",
     "Engine",
     "Output",
     "Sampling",
     "engine_class",
+    "template_error",
     "too_long",
 ]

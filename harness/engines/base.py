@@ -9,7 +9,9 @@ engine in the tests mimics):
 `Sampling(n=k, seed=s)`: sample j is generated with seed s + j, so the k samples of an item
 repeat exactly and sample j does not depend on k.
 A conversation that cannot be sent (longer than the context) is not an exception: its Output has
-no completions, `error` names the outcome ("prompt_too_long") and the typed fields say why.
+no completions, `error` names the outcome ("prompt_too_long", "template_error") and the typed
+fields say why. `folded`: the conversation's system text was sent at the top of its first user
+turn, because the model's chat template takes no system message (harness.engines.templates).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
 Conversation = list[dict[str, str]]
 
 PROMPT_TOO_LONG = "prompt_too_long"
+TEMPLATE_ERROR = "template_error"  # the model's chat template raised on this conversation
+SYSTEM_FOLDED = "system_folded"  # a record's event: system text sent in the first user turn
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class Output:
     completions: tuple[Completion, ...]
     error: str | None = None  # outcome when nothing was generated, e.g. PROMPT_TOO_LONG
     context_limit: int | None = None  # the model's context in tokens, when the prompt exceeded it
+    detail: str | None = None  # why, for other errors (e.g. the template's exception)
+    folded: bool = False  # its system text went to the first user turn (template without one)
 
     @property
     def too_long(self) -> bool:
@@ -65,7 +71,11 @@ class Output:
             return (
                 f"{self.error}: {self.prompt_tokens} tokens >= max_model_len {self.context_limit}"
             )
-        return self.error
+        return self.error if self.detail is None else f"{self.error}: {self.detail}"
+
+
+def template_error(e: Exception) -> Output:
+    return Output(0, (), TEMPLATE_ERROR, detail=f"{type(e).__name__}: {e}"[:300])
 
 
 def too_long(prompt_tokens: int, context_limit: int) -> Output:

@@ -8,6 +8,10 @@ A conversation longer than the context is not sent: its Output is `too_long`.
 (`amx_bf16`) and float32 elsewhere (on AVX2-only CPUs bfloat16 is ~3.5x slower); any other value
 overrides it. The chosen dtype is logged and is part of the model identity in store keys, except
 float32 and "auto" (keys made before dtypes were recorded stay valid).
+
+Templates (harness.engines.templates): at load the chat template is probed for a system role;
+where it has none, system text is folded into the first user turn (`Output.folded`); a template
+that raises on one conversation gives that conversation a `template_error` Output.
 """
 
 from __future__ import annotations
@@ -20,7 +24,16 @@ import time
 from pathlib import Path
 
 from harness.config import EngineConfig, ModelConfig
-from harness.engines.base import Completion, Conversation, Output, Sampling, too_long
+from harness.engines.base import (
+    TEMPLATE_ERROR,
+    Completion,
+    Conversation,
+    Output,
+    Sampling,
+    template_error,
+    too_long,
+)
+from harness.engines.templates import accepts_system, fold_system, has_system, read_template
 from harness.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -112,9 +125,15 @@ class VllmEngine:
         self.load_s = time.perf_counter() - start
         self.model_name = model.name
         self.deterministic = True  # seeded sampling repeats exactly
-        self.chat_template = model.chat_template
+        self.chat_template = read_template(model.chat_template)
         self.tokenizer = self.llm.get_tokenizer()
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
+        self.system_role, why = accepts_system(self.render)
+        if not self.system_role:
+            log.warning(
+                "%s: its chat template takes no system message (%s): system text goes at the "
+                "top of the first user turn, counted as system_folded", model.name, why,
+            )  # fmt: skip
         log.info(
             "loaded %s in %.1f s (max_model_len %d)", model.name, self.load_s, self.max_model_len
         )
@@ -124,6 +143,9 @@ class VllmEngine:
         """The weights' identity, plus the dtype unless it is float32 or auto."""
         dtype = engine_kwargs(model, engine).get("dtype")
         base = model_identity(model)
+        if model.chat_template is not None:  # another template, other prompts: other keys
+            text = read_template(model.chat_template) or ""
+            base += f" template={hashlib.sha256(text.encode()).hexdigest()[:12]}"
         return base if dtype in UNMARKED_DTYPES else f"{base} dtype={dtype}"
 
     @staticmethod
@@ -131,13 +153,16 @@ class VllmEngine:
         """Sample j of a seeded request repeats exactly (vLLM seeds each sample)."""
         return True
 
-    def prompt_tokens(self, conversation: Conversation) -> int:
-        text = self.tokenizer.apply_chat_template(
+    def render(self, conversation: Conversation) -> str:
+        return self.tokenizer.apply_chat_template(
             conversation,
             chat_template=self.chat_template,
             tokenize=False,
             add_generation_prompt=True,
         )
+
+    def prompt_tokens(self, conversation: Conversation) -> int:
+        text = self.render(conversation)
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def chat(self, conversations: list[Conversation], params: list[Sampling]) -> list[Output]:
@@ -146,18 +171,29 @@ class VllmEngine:
         if len(conversations) != len(params):
             raise ValueError(f"{len(conversations)} conversations but {len(params)} params")
         outputs: list[Output | None] = [None] * len(conversations)
+        folded = [not self.system_role and has_system(c) for c in conversations]
+        conversations = [fold_system(c) if f else c for c, f in zip(conversations, folded)]  # noqa: B905
         todo = []
         for i, conversation in enumerate(conversations):
-            n = self.prompt_tokens(conversation)
+            try:
+                n = self.prompt_tokens(conversation)
+            except Exception as e:  # the template refuses this conversation: its outcome only
+                outputs[i] = template_error(e)
+                continue
             if n >= self.max_model_len:  # vLLM needs room for at least one new token
                 outputs[i] = too_long(n, self.max_model_len)
             else:
                 todo.append(i)
-        if len(todo) < len(conversations):
+        if refused := [o for o in outputs if o is not None and o.error == TEMPLATE_ERROR]:
+            log.warning(
+                "%s: the chat template raised on %d of %d conversations (%s)",
+                self.model_name, len(refused), len(conversations), refused[0].detail,
+            )  # fmt: skip
+        if too := sum(o is not None and o.too_long for o in outputs):
             log.warning(
                 "%s: %d of %d prompts exceed the context and were not sent",
                 self.model_name,
-                len(conversations) - len(todo),
+                too,
                 len(conversations),
             )
         if todo:
@@ -181,7 +217,7 @@ class VllmEngine:
                     Completion(c.text, len(c.token_ids), c.finish_reason)
                     for c in sorted(result.outputs, key=lambda c: c.index)
                 )
-                outputs[i] = Output(len(result.prompt_token_ids), completions)
+                outputs[i] = Output(len(result.prompt_token_ids), completions, folded=folded[i])
         return outputs  # type: ignore[return-value]
 
     def close(self) -> None:
