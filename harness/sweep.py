@@ -16,7 +16,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from harness.cluster import check_tensor_parallel, gres_gpus
+from harness.cluster import check_launcher, check_tensor_parallel, gres_gpus
 from harness.errors import ConfigError
 from harness.summary import read_summaries
 from harness.tables import format_table
@@ -64,14 +64,18 @@ def cross_point_table(rows: list[dict]) -> str:
 class SweepSummary(Callback):
     """After a multirun: one table across points, printed, written, logged and sent to W&B.
 
-    Before it, on SLURM: `hydra.launcher.gres` must match engine.kwargs.tensor_parallel_size.
+    Before it, on SLURM: `hydra.launcher.gres` must match engine.kwargs.tensor_parallel_size,
+    and sbatch must accept the launcher's jobs (harness.cluster.check_launcher).
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         gres = OmegaConf.select(config, "hydra.launcher.gres", default=None)
         tp = OmegaConf.select(config, "engine.kwargs.tensor_parallel_size", default=1) or 1
+        target = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
         try:
             check_tensor_parallel(int(tp), gres_gpus(gres), f"hydra.launcher.gres={gres}")
+            if target.endswith("SlurmLauncher"):  # sbatch's refusal now, not a traceback later
+                check_launcher(OmegaConf.to_container(config.hydra.launcher, resolve=True))
         except ConfigError as e:  # Hydra turns a callback's exceptions into warnings
             print(f"config error: {e}", file=sys.stderr)
             sys.exit(2)
