@@ -1,7 +1,8 @@
 """The real scoring path (extract_answer, then score) against a graded corpus of responses.
 
 tests/data/extraction/<benchmark>.jsonl holds responses, mostly real greedy outputs of our CPU
-models (records of 50-item runs; the question is referenced by `item_id`), plus written ones for
+models (records of 50-item runs; the question is referenced by `item_id`; GSM8K also 60 of
+Qwen2.5-Coder-0.5B, 15 of them correct, each graded by reading it whole), plus written ones for
 the forms the issue names. Each has the gold answer, the verdict a careful human grader gives
 (`correct`), and `ambiguous` where graders could disagree (e.g. SmolLM2's "A. <text of option
 C>"). Every unambiguous verdict must be reproduced.
@@ -102,6 +103,18 @@ def test_corpus_is_large_mostly_real_and_well_formed(name):
 )
 def test_corpus_covers_the_named_response_classes(name, classes):
     assert classes <= {c["class"] for c in _cases(name)}
+
+
+def test_correct_answers_are_covered_by_real_responses_too():
+    """Real correct responses of the strongest CPU model (Qwen2.5-Coder-0.5B, greedy, graded by
+    hand): an extractor that always returns nothing must fail a good share of the corpus."""
+    cases = [c for c in _cases("gsm8k") if not c["ambiguous"]]
+    real_correct = [c for c in cases if c["correct"] and c["source"] != "written"]
+    assert len(real_correct) >= 15
+    assert {c["source"] for c in real_correct} >= {
+        "qwen2.5-coder-0.5b-instruct greedy, 60-item run (512 tokens)"
+    }
+    assert sum(c["correct"] for c in cases) >= len(cases) / 3
 
 
 def test_two_letters_never_count_as_correct():
