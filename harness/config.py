@@ -57,6 +57,9 @@ class EngineConfig:
     # of a node; null: the host's RAM (CPU engines). A visible GPU is used instead.
     device_memory_gib: float | None = None
     device_count: int = 1
+    # kwargs.enforce_eager: auto compiles a model when a load's planned decode tokens reach this
+    # (compile seconds / per-token saving; scripts/bench.py --compile measures it)
+    compile_crossover_tokens: int = 0
 
 
 @dataclass

@@ -67,7 +67,10 @@ class ModelSlot:
         factory: Callable[[ModelConfig], Engine] | None = None,
     ):
         self.models, self.engine_cfg = models, engine
-        self.factory = factory or (lambda model: make_engine(model, engine, seed))
+        self.planned_tokens: int | None = None  # of the load asked for now (enforce_eager: auto)
+        self.factory = factory or (
+            lambda model: make_engine(model, engine, seed, self.planned_tokens)
+        )
         self.engine: Engine | None = None
 
     def identity(self, name: str) -> str:
@@ -77,12 +80,16 @@ class ModelSlot:
     def resident(self) -> str | None:
         return self.engine.model_name if self.engine else None
 
-    def get(self, name: str) -> tuple[Engine, float]:
-        """The engine for `name` and the seconds spent loading it now (0 if already resident)."""
+    def get(self, name: str, planned_tokens: int | None = None) -> tuple[Engine, float]:
+        """The engine for `name` and the seconds spent loading it now (0 if already resident).
+
+        `planned_tokens`: the decode tokens it is loaded for (at most), which decide
+        `enforce_eager: auto` (harness.engines.factory.make_engine)."""
         if self.resident == name:
             return self.engine, 0.0  # type: ignore[return-value]
         self.close()
         fault_point("load")
+        self.planned_tokens = planned_tokens
         self.engine = self.factory(self.models[name])
         return self.engine, self.engine.load_s
 
@@ -196,7 +203,8 @@ class Generator:
         ]
         if not todo:
             return made, errors, folded
-        engine, stats.load_s = self.slot.get(stats.model)
+        planned = sum(p.n * p.max_tokens for _, _, p in todo)  # at most, every sample at its cap
+        engine, stats.load_s = self.slot.get(stats.model, planned)
         next_stage(f"{stats.stage} on {stats.model}")
         start = time.perf_counter()
         taken: set[int] = set()

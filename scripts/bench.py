@@ -13,6 +13,12 @@ Same GSM8K prompts and sampling parameters everywhere, one process, one resident
   (e) the roofline: decode bound from measured memory bandwidth and the parameter bytes (weights
       read once per step for the whole batch) and from measured matmul throughput (2 FLOPs per
       parameter per token); the ratio of raw decode and of the stage to min(those)
+  (f) with --compile (or --compile-only): where compiling pays. The model loaded eager and
+      compiled (`enforce_eager` true / false; compiled loaded twice: vLLM caches the compiled
+      graphs), raw decode at the same batch on each; the crossover = extra load seconds (and
+      first-call seconds) / the seconds saved per decoded token, in planned decode tokens:
+      `compile_crossover_tokens` of the engine preset (enforce_eager: auto compiles a load
+      planned to decode at least that many)
   memory: resident memory (and GPU memory) before loading, loaded, after release, reloaded
 
 Usage (hold the shared lock: flock /tmp/vllm.lock ...):
@@ -20,6 +26,8 @@ Usage (hold the shared lock: flock /tmp/vllm.lock ...):
     python scripts/bench.py --model qwen2.5-coder-0.5b-instruct --sizes 8,32,64
     python scripts/bench.py --set engine.kwargs.dtype=float32 --set engine.kwargs.max_num_seqs=64
     python scripts/bench.py --engine gpu --model qwen2-7b-instruct --sizes 64,256
+    python scripts/bench.py --model qwen2.5-coder-0.5b-instruct --compile-only --sizes 16 \
+        --max-tokens 128                                             # (f) alone
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import os
 import resource
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from harness import benchmarks
@@ -268,6 +277,61 @@ def schedule(core, engine, bench, items, sides, max_tokens) -> tuple[dict, dict]
     return row, warm
 
 
+def load_and_decode(model, run, eager: bool, convs, params) -> dict:
+    """Load the model with `enforce_eager` = eager; its first call; raw decode of the batch."""
+    cfg = replace(run.engine, kwargs={**run.engine.kwargs, "enforce_eager": eager})
+    engine, load_s = timed(lambda: make_engine(model, cfg, run.seed))
+    chat = engine.llm.chat
+    hello = [[{"role": "user", "content": "Hi"}]]
+    _, first_s = timed(lambda: chat(hello, bare_params([Sampling(max_tokens=4)]), use_tqdm=False))
+    template = engine.chat_template
+    raw, raw_s = timed(
+        lambda: chat(convs, bare_params(params, True), chat_template=template, use_tqdm=False)
+    )
+    engine.close()
+    return {
+        "load_s": load_s,
+        "first_call_s": first_s,
+        "decode_tokens_per_s": bare_tokens(raw) / raw_s,
+    }
+
+
+def compile_crossover(model, run, convs, params) -> dict:
+    """(f): eager, then compiled (twice: the second load reads vLLM's compile cache)."""
+    e = load_and_decode(model, run, True, convs, params)
+    c = load_and_decode(model, run, False, convs, params)
+    again = load_and_decode(model, run, False, convs[:1], params[:1])
+    saved = 1 / e["decode_tokens_per_s"] - 1 / c["decode_tokens_per_s"]  # s per token
+    start_up = c["load_s"] + c["first_call_s"] - e["load_s"] - e["first_call_s"]
+    start_again = again["load_s"] + again["first_call_s"] - e["load_s"] - e["first_call_s"]
+    return {
+        "sequences": sum(p.n for p in params),
+        "max_tokens": params[0].max_tokens,
+        "eager": e,
+        "compiled": c | {"load_again_s": again["load_s"]},
+        "gain": c["decode_tokens_per_s"] / e["decode_tokens_per_s"] - 1,
+        "start_up_s": start_up,
+        "start_up_again_s": start_again,
+        "crossover_tokens": start_up / saved if saved > 0 else math.inf,
+        "crossover_again_tokens": max(0.0, start_again) / saved if saved > 0 else math.inf,
+    }
+
+
+def print_compile(f: dict) -> None:
+    e, c = f["eager"], f["compiled"]
+    minutes = f["crossover_tokens"] / e["decode_tokens_per_s"] / 60
+    print(
+        f"(f) compile           load eager {e['load_s']:.1f} s, compiled {c['load_s']:.1f} s "
+        f"(again, cached {c['load_again_s']:.1f} s); decode at {f['sequences']} sequences x "
+        f"{f['max_tokens']} tokens: eager {e['decode_tokens_per_s']:.1f} tok/s, compiled "
+        f"{c['decode_tokens_per_s']:.1f} tok/s ({f['gain']:+.0%})\n"
+        f"    crossover: {f['start_up_s']:.0f} s start-up / saving per token = "
+        f"{f['crossover_tokens']:.0f} planned decode tokens (~{minutes:.1f} min of eager "
+        f"decode); with the compile cache warm {f['crossover_again_tokens']:.0f} tokens "
+        f"(compile_crossover_tokens of the engine preset)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="smollm2-135m-instruct")
@@ -298,6 +362,8 @@ def main() -> None:
     )
     ap.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared/data"))
     ap.add_argument("--out", default="runs/bench.json")
+    ap.add_argument("--compile", action="store_true", help="(f): the compile crossover too")
+    ap.add_argument("--compile-only", action="store_true", help="(f) alone")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     sides = SIDES[args.sides]
@@ -335,6 +401,21 @@ def main() -> None:
         "gpu_before_gib": gpu_gib(),
     }
     machine0, own0, wall0 = *cpu_seconds(), time.perf_counter()
+    if args.compile_only or args.compile:
+        seed_of = __import__("harness.methods", fromlist=["item_seed"]).item_seed
+        convs, params = sampling(bench, all_items[: sizes[-1]], run, seed_of)
+        figures["f"] = compile_crossover(model, run, convs, params)
+        machine1, own1 = cpu_seconds()
+        figures["f"]["others_cores"] = ((machine1 - machine0) - (own1 - own0)) / (
+            time.perf_counter() - wall0
+        )
+        print_compile(figures["f"])
+        print(f"other processes kept {figures['f']['others_cores']:.2f} CPU cores busy meanwhile")
+    if args.compile_only:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
+        print(f"wrote {args.out}")
+        return
 
     engine, cold_s = timed(lambda: make_engine(model, run.engine, run.seed))
     figures |= {
@@ -425,6 +506,8 @@ def main() -> None:
     )
     figures["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print_table(figures)
+    if "f" in figures:
+        print_compile(figures["f"])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
     print(f"wrote {args.out}")

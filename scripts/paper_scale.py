@@ -36,10 +36,16 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 BENCHMARKS = ("mmlu_redux", "cruxeval", "math500")
+EMBED_SAMPLE = 1500  # --embed-sample: sequences embedded for real in one pass
+EMBEDDINGS = "analysis: embeddings (MiniLM, this machine's CPU)"
+EMBEDDINGS_PROJECTED = "analysis: embeddings past --embed-sample (PROJECTED at the rate above)"
+ANALYSIS = "analysis: the rest (records, measures, fits, plots, W&B)"
 
 
 def rss_gib() -> float:
@@ -68,6 +74,8 @@ class Clock:
         self.rss: dict[str, float] = {}
         self.active: list[str] = []
         self.engine_s = 0.0  # the replay engine's own time (what a GPU would spend)
+        self.embedded = [0, 0]  # sequences, word pieces given to the embedding model
+        self.stand_in = [0, 0]  # sequences, word pieces past --embed-sample (not embedded)
 
     def add(self, label: str, seconds: float, cpu: float = 0.0) -> None:
         self.seconds[label] += seconds
@@ -151,6 +159,33 @@ def instrument() -> None:
     wrap(run_mod, "configurations", "planning (load items, configurations)")
     wrap(run_mod, "plan_line", "planning (load items, configurations)")
     wrap(run_mod, "study_metrics", "summary metrics")
+    from harness.analysis.diversity import Embedder
+
+    original_encode = Embedder.encode
+
+    @functools.wraps(original_encode)
+    def encode(self, texts):
+        """The real model on the first --embed-sample sequences (its rate measured), stand-in
+        unit vectors for the rest (their word pieces counted, their time projected)."""
+        model = self.model_()
+        counts = [
+            min(len(ids), model.max_seq_length)
+            for ids in model.tokenizer(texts, add_special_tokens=True)["input_ids"]
+        ]
+        real = max(0, min(len(texts), EMBED_SAMPLE - NOW.embedded[0]))
+        NOW.embedded[0] += real
+        NOW.embedded[1] += sum(counts[:real])
+        NOW.stand_in[0] += len(texts) - real
+        NOW.stand_in[1] += sum(counts[real:])
+        out = [original_encode(self, texts[:real])] if real else []
+        if real < len(texts):
+            rng = np.random.default_rng(len(texts))
+            rest = rng.standard_normal((len(texts) - real, 384)).astype(np.float32)
+            out.append(rest / np.linalg.norm(rest, axis=1, keepdims=True))
+        return np.concatenate(out)
+
+    Embedder.encode = encode  # type: ignore[method-assign]
+    wrap(Embedder, "encode", EMBEDDINGS)
     wrap(RunDir, "write_records", "records (records.jsonl)")
     wrap(run_mod, "make_tracker", "W&B offline (init, tables, finish)")
     for name in ("log_study", "finish"):
@@ -208,8 +243,8 @@ def table(rows: list[tuple], header: tuple) -> str:
     return "\n".join([line(header), line(tuple("-" * w for w in widths)), *map(line, rows)])
 
 
-def measure(args, out: Path, limits: dict[str, int], warm: bool) -> dict:
-    """One pass of the three studies (cold or warm) and then the analysis."""
+def measure(args, out: Path, limits: dict[str, int], warm: bool, name: str) -> dict:
+    """One pass of the three studies (cold or warm), its table printed, then the analysis."""
     global NOW
     NOW = clock = Clock()
     instrument()
@@ -223,30 +258,44 @@ def measure(args, out: Path, limits: dict[str, int], warm: bool) -> dict:
         study_s - sum(clock.seconds.values()) - clock.engine_s,
         study_cpu - sum(clock.cpu.values()) - clock.engine_s,
     )
-    start, cpu = time.perf_counter(), cpu_s()
-    with quiet(out / "analysis.log"):
-        analysis(sweep, out / "embeddings")
-    label = "analysis (embeddings, fits, plots, W&B)"
-    clock.add(label, time.perf_counter() - start, cpu_s() - cpu)
-    generations = sum(st.made + st.found for m in metrics for st in m.stages)
-    tokens = sum(st.generated_tokens for m in metrics for st in m.stages)
-    return {
-        "phases": dict(clock.seconds),
-        "cpu": dict(clock.cpu),
-        "rss": dict(clock.rss),
+    r = {
         "study_s": study_s,
         "engine_s": clock.engine_s,
-        "generations": generations,
+        "generations": sum(st.made + st.found for m in metrics for st in m.stages),
         "made": sum(st.made for m in metrics for st in m.stages),
-        "generated_tokens": tokens,
+        "generated_tokens": sum(st.generated_tokens for m in metrics for st in m.stages),
         "items": {m.keys.benchmark: m.items for m in metrics},
         "records": sum(len(m.configurations) * m.items for m in metrics),
         "store_bytes": disk_bytes(out / "store"),
-        "peak_rss_gib": rss_gib(),
     }
+    if not warm:  # the projection of both passes: the tokens generated once
+        args.tokens = r["generated_tokens"]
+    snapshot(r, clock)
+    print(report(f"{name}, the studies", r, args), flush=True)
+    if args.no_analysis:
+        return r
+    start, cpu = time.perf_counter(), cpu_s()
+    with quiet(out / "analysis.log"):
+        analysis(sweep, out / "embeddings")
+    wall, cpu = time.perf_counter() - start, cpu_s() - cpu
+    clock.add(ANALYSIS, wall - clock.seconds[EMBEDDINGS], cpu - clock.cpu[EMBEDDINGS])
+    r["embedded_sequences"], r["embedded_tokens"] = clock.embedded
+    r["stand_in_sequences"], r["stand_in_tokens"] = clock.stand_in
+    if clock.stand_in[0]:  # the embeddings not computed, at the rate measured on the others
+        rate = clock.embedded[1] / max(clock.seconds[EMBEDDINGS], 1e-9)
+        cpu_rate = clock.embedded[1] / max(clock.cpu[EMBEDDINGS], 1e-9)
+        clock.add(EMBEDDINGS_PROJECTED, clock.stand_in[1] / rate, clock.stand_in[1] / cpu_rate)
+    snapshot(r, clock)
+    print(report(f"{name}, studies and analysis", r, args), flush=True)
+    return r
 
 
-def report(name: str, r: dict, rate: float, tokens: int) -> str:
+def snapshot(r: dict, clock: Clock) -> None:
+    r |= {"phases": dict(clock.seconds), "cpu": dict(clock.cpu), "rss": dict(clock.rss)}
+    r["peak_rss_gib"] = rss_gib()
+
+
+def report(name: str, r: dict, args) -> str:
     gens = max(r["generations"], 1)
     harness_s, harness_cpu = sum(r["phases"].values()), sum(r["cpu"].values())
     rows = [
@@ -256,20 +305,34 @@ def report(name: str, r: dict, rate: float, tokens: int) -> str:
     ]  # fmt: skip
     rows.append(("TOTAL harness", f"{harness_s:.2f}", f"{harness_cpu:.2f}",
                  f"{r['peak_rss_gib']:.2f}", f"{harness_s / gens * 1e6:.0f}"))  # fmt: skip
-    gpu_s = tokens / rate
-    projection = (
-        f"\nprojected GPU generation for {tokens} tokens at {rate:g} tokens/s: {gpu_s:.0f} s; "
-        f"harness/GPU = {harness_s / gpu_s:.1%} (wall), {harness_cpu / gpu_s:.1%} (cpu)"
-        if gpu_s
-        else ""
-    )
-    return (
+    text = (
         f"\n== {name}: {r['items']} items, {r['records']} records, {r['generations']} "
-        f"generations ({r['made']} made), {r['generated_tokens']} tokens generated now; "
+        f"generations ({r['made']} made), {r['generated_tokens']} tokens generated; "
         f"replay engine {r['engine_s']:.1f} s; store {r['store_bytes'] / 2**20:.1f} MiB on disk\n"
         + table(rows, ("phase", "wall s", "cpu s", "peak RSS GiB", "us/generation (wall)"))
-        + projection
     )
+    gpu_s = args.tokens / args.rate
+    if not gpu_s:
+        return text
+    text += (
+        f"\nprojected GPU generation for {args.tokens} tokens at {args.rate:g} tokens/s: "
+        f"{gpu_s:.0f} s; harness/GPU = {harness_s / gpu_s:.1%} (wall), "
+        f"{harness_cpu / gpu_s:.1%} (cpu)"
+    )
+    if r.get("embedded_sequences"):
+        cpu_emb = r["phases"].get(EMBEDDINGS, 0.0) + r["phases"].get(EMBEDDINGS_PROJECTED, 0.0)
+        pieces = r["embedded_tokens"] + r["stand_in_tokens"]
+        gpu_emb = pieces / args.embed_rate
+        rest = harness_s - cpu_emb + gpu_emb
+        text += (
+            f"\nembeddings: {r['embedded_sequences'] + r['stand_in_sequences']} sequences, "
+            f"{pieces} word pieces ({r['embedded_sequences']} sequences embedded, "
+            f"{r['embedded_tokens'] / max(r['phases'].get(EMBEDDINGS, 0.0), 1e-9):.0f} word "
+            f"pieces/s here): {cpu_emb:.0f} s on this CPU; on the study's GPU at an ASSUMED "
+            f"{args.embed_rate:g} word pieces/s {gpu_emb:.0f} s; harness with the embeddings on "
+            f"the GPU / GPU generation = {rest / gpu_s:.1%}"
+        )
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -280,7 +343,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=os.environ.get("HARNESS_DATA_DIR"))
     parser.add_argument("--json", type=Path, default=None, help="write the figures here too")
     parser.add_argument("--no-warm", action="store_true", help="skip the warm rerun")
+    parser.add_argument("--no-analysis", action="store_true", help="the studies only")
+    parser.add_argument(
+        "--embed-rate", type=float, default=200000.0,
+        help="word pieces/s of the embedding model on the study's GPU, ASSUMED (not measured "
+        "here): projects the embeddings' time there",
+    )  # fmt: skip
+    parser.add_argument(
+        "--embed-sample", type=int, default=EMBED_SAMPLE,
+        help="sequences embedded for real per pass (MiniLM on CPU: ~10-25 per CPU second); "
+        "the rest get stand-in vectors and their time is projected at the measured rate",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    globals()["EMBED_SAMPLE"] = args.embed_sample
     if not 0 < args.fraction <= 1:
         print(f"--fraction must be in (0, 1] (got {args.fraction})", file=sys.stderr)
         return 2
@@ -308,14 +383,12 @@ def main(argv: list[str] | None = None) -> int:
     limits = {b: max(1, math.ceil(n * args.fraction)) for b, n in counts.items()}
     print(f"items: {limits} of {counts} (fraction {args.fraction:g}); working in {out}")
     figures = {"fraction": args.fraction, "rate": args.rate, "limits": limits}
-    cold = measure(args, out, limits, warm=False)
-    tokens = cold["generated_tokens"]
+    cold = measure(args, out, limits, False, "cold run (everything generated by the replay engine)")
     figures["cold"] = cold
-    print(report("cold run (everything generated by the replay engine)", cold, args.rate, tokens))
     if not args.no_warm:
-        warm = measure(args, out, limits, warm=True)
+        warm = measure(args, out, limits, True, "warm rerun (everything from the store)")
         figures["warm"] = warm
-        print(report("warm rerun (everything from the store)", warm, args.rate, tokens))
+    if not (args.no_warm or args.no_analysis):
         start, cpu = time.perf_counter(), cpu_s()
         with quiet(out / "analysis.log"):
             analysis(out / "sweep_warm", out / "embeddings")

@@ -63,3 +63,87 @@ def test_engine_kwargs_become_server_flags():
     assert argv[argv.index("--dtype") + 1] == "float32"
     assert "--distributed-executor-backend" not in argv
     assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in env
+
+
+# ---------------------------------------------------- enforce_eager: auto, by the planned work ----
+
+
+class Recorder:
+    """An engine kind that loads nothing and records the enforce_eager it was given."""
+
+    kind = "vllm"
+    seen: list = []
+
+    def __init__(self, model, engine, seed=0):
+        self.model_name, self.load_s = model.name, 0.0
+        Recorder.seen.append(engine_kwargs(model, engine)["enforce_eager"])
+
+    def chat(self, conversations, params):
+        from harness.engines import Completion, Output
+
+        return [Output(3, tuple(Completion("x", 1, "stop") for _ in range(p.n))) for p in params]
+
+    def close(self):
+        pass
+
+    @staticmethod
+    def identity(model, engine):
+        return model.name
+
+
+def auto(crossover: int) -> EngineConfig:
+    engine = cpu()
+    engine.kwargs["enforce_eager"] = "auto"
+    engine.compile_crossover_tokens = crossover
+    return engine
+
+
+def test_enforce_eager_auto_compiles_a_load_planned_to_decode_past_the_crossover(monkeypatch):
+    from harness.engines import REGISTRY
+    from harness.engines.factory import make_engine
+    from harness.engines.vllm import compile_choice
+
+    assert load_engine_config("cpu").kwargs["enforce_eager"] == "auto"
+    assert load_engine_config("cpu").compile_crossover_tokens > 0
+    assert compile_choice(auto(1000), 999)[0] is True
+    assert compile_choice(auto(1000), 1000) == (
+        False, "1000 planned decode tokens >= crossover 1000: compiled"
+    )  # fmt: skip
+    assert engine_kwargs(HUB, auto(1000))["enforce_eager"] is True  # no plan given: eager
+    monkeypatch.setitem(REGISTRY, "vllm", Recorder)
+    Recorder.seen = []
+    make_engine(HUB, auto(1000), 0, planned_tokens=5000)
+    make_engine(HUB, auto(1000), 0, planned_tokens=10)
+    make_engine(HUB, auto(1000))
+    explicit = auto(1000)
+    explicit.kwargs["enforce_eager"] = True  # the user's setting wins
+    make_engine(HUB, explicit, 0, planned_tokens=10**9)
+    own = ModelConfig(name="m", path="org/m", engine_kwargs={"enforce_eager": "auto"})
+    make_engine(own, explicit, 0, planned_tokens=10**9)  # a model's own auto
+    assert Recorder.seen == [False, True, True, True, False]
+
+
+def test_a_stage_loads_its_model_for_the_decode_tokens_it_plans(tmp_path, monkeypatch):
+    from harness.engines import REGISTRY, Sampling
+    from harness.generate import Generator, ModelSlot
+    from harness.store import Store
+
+    monkeypatch.setitem(REGISTRY, "vllm", Recorder)
+    Recorder.seen = []
+    slot = ModelSlot({"small": HUB}, auto(1000))
+    gen = Generator(slot, Store(tmp_path / "store"), 0)
+    conv = [{"role": "user", "content": "hi"}]
+    gen.stage("propose", "small", [(conv, Sampling(n=3, max_tokens=200, seed=1))])
+    assert slot.planned_tokens == 600 and Recorder.seen == [True]
+    slot.close()
+    gen.stage("propose", "small", [(conv, Sampling(n=6, max_tokens=200, seed=1))])
+    assert slot.planned_tokens == 600  # samples 3..5 only: 0..2 came from the store
+    gen.stage(
+        "propose", "small", [([{"role": "user", "content": "a"}], Sampling(n=5, max_tokens=200))]
+    )
+    assert Recorder.seen == [True, True]  # resident: not loaded again
+    slot.close()
+    gen.stage(
+        "propose", "small", [([{"role": "user", "content": "b"}], Sampling(n=8, max_tokens=200))]
+    )
+    assert slot.planned_tokens == 1600 and Recorder.seen == [True, True, False]

@@ -7,11 +7,16 @@ part of every store key. Engine kinds are listed in `harness.engines.REGISTRY`.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
+
 from omegaconf import OmegaConf
 
 from harness.config import CONF_DIR, EngineConfig, ModelConfig, options
 from harness.engines import Engine, engine_class
 from harness.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def load_engine_config(name: str) -> EngineConfig:
@@ -32,9 +37,25 @@ def engine_config(model: ModelConfig, engine: EngineConfig) -> EngineConfig:
     return load_engine_config(name)
 
 
-def make_engine(model: ModelConfig, engine: EngineConfig, seed: int = 0) -> Engine:
-    """Load `model` with its engine (see `engine_config`; its `engine_kwargs` merged)."""
+def make_engine(
+    model: ModelConfig, engine: EngineConfig, seed: int = 0, planned_tokens: float | None = None
+) -> Engine:
+    """Load `model` with its engine (see `engine_config`; its `engine_kwargs` merged).
+
+    `planned_tokens`: the decode tokens this load is for; `enforce_eager: auto` compiles the
+    model when they reach the engine's `compile_crossover_tokens` (harness.engines.vllm).
+    """
     engine = engine_config(model, engine)
+    if (
+        planned_tokens is not None
+        and {**engine.kwargs, **model.engine_kwargs}.get("enforce_eager") == "auto"
+    ):
+        from harness.engines.vllm import compile_choice
+
+        eager, why = compile_choice(engine, planned_tokens)
+        log.info("%s: enforce_eager auto -> %s (%s)", model.name, eager, why)
+        engine = replace(engine, kwargs={**engine.kwargs, "enforce_eager": eager})
+        model = replace(model, engine_kwargs={**model.engine_kwargs, "enforce_eager": eager})
     return engine_class(engine.kind)(model, engine, seed)
 
 

@@ -94,11 +94,34 @@ def resolve_dtype(kwargs: dict) -> str | None:
     return cpu_dtype() if dtype == BY_CPU else dtype
 
 
+AUTO = "auto"
+
+
+def compile_choice(engine: EngineConfig, planned_tokens: float | None) -> tuple[bool, str]:
+    """`enforce_eager: auto` decided by the planned work: (enforce_eager, why).
+
+    Compiling (torch.compile) costs seconds at every load and saves a share of every decoded
+    token's time; it pays when a load decodes at least `engine.compile_crossover_tokens`
+    (measured by scripts/bench.py --compile). No planned work known: eager.
+    """
+    crossover = engine.compile_crossover_tokens
+    if planned_tokens is None:
+        return True, "no planned work known: eager"
+    planned = f"{planned_tokens:.0f} planned decode tokens"
+    if planned_tokens >= crossover:
+        return False, f"{planned} >= crossover {crossover}: compiled"
+    return True, f"{planned} < crossover {crossover}: eager"
+
+
 def engine_kwargs(model: ModelConfig, engine: EngineConfig) -> dict:
-    """What goes to vllm.LLM: engine.kwargs <- model.engine_kwargs, the dtype resolved."""
+    """What goes to vllm.LLM: engine.kwargs <- model.engine_kwargs, the dtype resolved;
+    `enforce_eager: auto` still undecided (no planned work given to make_engine): eager."""
     kwargs = {**engine.kwargs, **model.engine_kwargs}
     if "dtype" in kwargs:
         kwargs["dtype"] = resolve_dtype(kwargs)
+    if kwargs.get("enforce_eager") == AUTO:
+        kwargs["enforce_eager"], why = compile_choice(engine, None)
+        log.info("%s: enforce_eager auto -> %s (%s)", model.name, kwargs["enforce_eager"], why)
     return kwargs
 
 
@@ -110,6 +133,7 @@ class VllmEngine:
             os.environ[key] = str(value)
         source = model_source(model)
         kwargs = engine_kwargs(model, engine)
+        self.enforce_eager = kwargs.get("enforce_eager")
         self.dtype = kwargs.get("dtype", "auto")
         if engine.kwargs.get("dtype") == BY_CPU and "dtype" not in model.engine_kwargs:
             log.info(
