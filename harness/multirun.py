@@ -5,17 +5,28 @@ A point is named by the overrides that vary across the sweep (the sweep preset's
 that name is the point's subdirectory (`hydra.sweep.subdir` in conf/config.yaml, through the
 `harness_point_dir` resolver registered here) and the suffix of its W&B run name, so points
 differing only in temperature differ. Every point of one sweep shares a W&B group.
+
+A point that fails at run time (`point_failed`) prints one line and leaves it in its directory's
+`failed.txt` (the traceback of an unexpected error goes to its run.log); the sweep goes on, and
+its summary (harness.sweep) lists the failed points.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
+
+from harness.errors import ConfigError, one_line
+
+log = logging.getLogger(__name__)
+FAILED = "failed.txt"  # in a point's directory: why it failed
 
 MAX_NAME = 120  # characters of overrides in a point's directory name
 
@@ -69,3 +80,34 @@ def sweep_group(hydra_cfg: Any) -> str | None:
     sweep_dir = Path(hydra_cfg.sweep.dir)
     preset = hydra_cfg.runtime.choices.get("sweep") or "sweep"
     return f"{preset}-{sweep_dir.parent.name}_{sweep_dir.name}"
+
+
+def point_failed(hydra_cfg: Any, e: Exception) -> bool:
+    """In a multirun: report point failure `e` in one line and in the point's `failed.txt`, and
+    return True (the sweep goes on). Outside a multirun: False."""
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return False
+    if isinstance(e, ConfigError):
+        line = one_line(e)
+    else:
+        log.debug("the point's error", exc_info=e)  # run.log keeps the traceback
+        line = f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    out = Path(str(hydra_cfg.runtime.output_dir))
+    print(f"sweep point {out.name} failed: {line}", file=sys.stderr)
+    log.warning("sweep point failed: %s", line)
+    try:
+        (out / FAILED).write_text(line + "\n", encoding="utf-8")
+    except OSError as err:
+        log.warning("could not write %s: %s", out / FAILED, err)
+    return True
+
+
+def failed_points(sweep_dir: Path) -> list[tuple[str, str]]:
+    """(point directory name, its failure line) of every failed point of a sweep."""
+    found = []
+    for p in sorted(Path(sweep_dir).glob(f"*/{FAILED}")):
+        done = p.parent / "metrics.json"
+        if done.exists() and done.stat().st_mtime >= p.stat().st_mtime:
+            continue  # failed before, finished since (the sweep was run again)
+        found.append((p.parent.name, p.read_text(encoding="utf-8", errors="replace").strip()))
+    return found

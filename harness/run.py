@@ -39,7 +39,10 @@ from harness.generate import fault_point
 from harness.logs import report
 from harness.metrics import study_metrics, truncation_warnings
 from harness.models import prepare_models
-from harness.multirun import sweep_group  # also registers conf/config.yaml's point resolver
+from harness.multirun import (
+    point_failed,
+    sweep_group,
+)  # also registers conf/config.yaml's point resolver
 from harness.plan import checked_run, configurations, load_items, plan_line
 from harness.progress import plan_stages
 from harness.rundir import RunDir
@@ -64,11 +67,14 @@ def raise_preempted(signum: int, frame) -> None:
 
 
 def install_signal_handlers() -> None:
-    """SIGTERM/SIGUSR1 raise Preempted, unless submitit runs this job (it handles them itself)."""
-    if os.environ.get("SUBMITIT_EXECUTOR"):
-        return
-    for sig in (signal.SIGTERM, signal.SIGUSR1):
-        signal.signal(sig, raise_preempted)
+    """SIGINT (Ctrl-C), SIGTERM and SIGUSR1 raise Preempted: one line, exit 128 + the signal.
+    Under submitit only SIGINT (submitit handles the others itself); an ignored one stays so."""
+    sigs = [signal.SIGINT]
+    if not os.environ.get("SUBMITIT_EXECUTOR"):
+        sigs += [signal.SIGTERM, signal.SIGUSR1]
+    for sig in sigs:
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, raise_preempted)
 
 
 def study(run: RunConfig) -> StudyMetrics:
@@ -129,11 +135,12 @@ def propose_phase(run: RunConfig) -> dict:
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     install_signal_handlers()
-    start = time.time()
+    start, store = time.time(), "the store"
+    hydra_cfg = HydraConfig.get()
     try:
         check_environment()
-        hydra_cfg = HydraConfig.get()
         run = checked_run(cfg, hydra_cfg.runtime.output_dir)
+        store = f"the store ({run.store_dir})"
         os.environ.setdefault("HARNESS_CACHE_DIR", run.paths.cache)  # harness.models, W&B
         if run.logger.group is None:
             run.logger.group = sweep_group(hydra_cfg)
@@ -144,17 +151,22 @@ def main(cfg: DictConfig) -> None:
             propose_phase(run)
         else:
             study(run)
-    except ConfigError as e:
-        print(one_line(e), file=sys.stderr)
-        sys.exit(2)
     except Preempted as e:
         log.warning(
-            "stopped by %s after %.0f s; every finished stage is in the store, and running the "
-            "same command (or the requeued job) continues from there",
+            "stopped by %s after %.0f s; every generation made so far is in %s, and running "
+            "the same command (or the requeued job) continues from there",
             e,
             time.time() - start,
+            store,
         )
         sys.exit(128 + e.signum)
+    except Exception as e:
+        if point_failed(hydra_cfg, e):  # a sweep point: one line, recorded; the others run
+            return
+        if not isinstance(e, ConfigError):
+            raise
+        print(one_line(e), file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """Multirun sweeps: one table across points (a point's name and directory: harness.multirun).
 
 After the sweep, `SweepSummary` (a Hydra callback, `hydra.callbacks` in conf/config.yaml) reads
-every point's metrics.json and prints one table across points, writes it to
-`<sweep dir>/summary.txt` and logs it, and gives the sweep's W&B group a summary run.
+every point's metrics.json and prints one table across points (and the points that failed, from
+their failed.txt; exit status 1 then), writes it to `<sweep dir>/summary.txt` and logs it, and
+gives the sweep's W&B group a summary run. Before the sweep, every point is composed and checked
+(`check_points`): an invalid point stops the sweep before any point runs, naming each invalid one.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from harness.cluster import check_launcher, check_tensor_parallel, gres_gpus
+from harness.environment import check_environment
 from harness.errors import ConfigError
+from harness.multirun import failed_points
+from harness.plan import checked
 from harness.summary import read_summaries
 from harness.tables import format_table
 from harness.tracking import log_sweep_summary, results_rows
@@ -61,6 +66,53 @@ def cross_point_table(rows: list[dict]) -> str:
     return format_table(headers, [[fmt(r.get(h, "")) for h in headers] for r in rows])
 
 
+def sweep_points(config: DictConfig) -> tuple[list[list[str]], set[str]]:
+    """The override lists of every point of a basic-sweeper multirun (as Hydra expands them),
+    and the swept keys."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not str(OmegaConf.select(config, "hydra.sweeper._target_", default="")).endswith(
+        "BasicSweeper"
+    ):
+        return [], set()
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    args = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
+    loader = GlobalHydra.instance().config_loader()
+    parsed = OverridesParser.create(config_loader=loader).parse_overrides(args)
+    swept = {o.key_or_group for o in parsed if o.is_sweep_override()}
+    return [
+        list(point) for batch in BasicSweeper.split_arguments(parsed, None) for point in batch
+    ], swept
+
+
+def check_points(config: DictConfig) -> None:
+    """Every point composed and checked (harness.plan.checked) before the first runs; one line
+    naming each invalid point (ConfigError)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    check_environment()
+    points, swept = sweep_points(config)
+    if not GlobalHydra.instance().is_initialized() or len(points) < 2:
+        return  # one point: checked when it runs
+    loader = GlobalHydra.instance().config_loader()
+    bad = []
+    for num, overrides in enumerate(points):
+        try:
+            cfg = loader.load_sweep_config(config, overrides)
+            with open_dict(cfg):
+                del cfg["hydra"]
+            checked(cfg)
+        except ConfigError as e:
+            name = ",".join(o for o in overrides if o.split("=", 1)[0].lstrip("+~") in swept)
+            bad.append(f"point {num} ({name}): {e}")
+    if bad:
+        raise ConfigError(
+            f"{len(bad)} of {len(points)} sweep points are invalid, none was run: " + "; ".join(bad)
+        )
+
+
 class SweepSummary(Callback):
     """After a multirun: one table across points, printed, written, logged and sent to W&B.
 
@@ -76,6 +128,7 @@ class SweepSummary(Callback):
             check_tensor_parallel(int(tp), gres_gpus(gres), f"hydra.launcher.gres={gres}")
             if target.endswith("SlurmLauncher"):  # sbatch's refusal now, not a traceback later
                 check_launcher(OmegaConf.to_container(config.hydra.launcher, resolve=True))
+            check_points(config)  # every point, before the first runs
         except ConfigError as e:  # Hydra turns a callback's exceptions into warnings
             print(f"config error: {e}", file=sys.stderr)
             sys.exit(2)
@@ -85,7 +138,10 @@ class SweepSummary(Callback):
             return  # each point printed its plan; nothing ran
         sweep_dir = Path(str(config.hydra.sweep.dir))
         rows = cross_point_rows(sweep_dir)
-        text = cross_point_table(rows)
+        failed = failed_points(sweep_dir)
+        text = cross_point_table(rows) + "".join(
+            f"\nfailed: point {name}: {line}" for name, line in failed
+        )
         (sweep_dir / "summary.txt").write_text(text + "\n", encoding="utf-8")
         print(f"\nsweep {sweep_dir}: {len(rows)} rows from {len(points(sweep_dir))} points\n")
         print(text)
@@ -98,3 +154,6 @@ class SweepSummary(Callback):
                 log_sweep_summary(config, sweep_dir, rows)
             except Exception as e:  # noqa: BLE001 - the points' own records are the result
                 log.warning("W&B sweep summary run not written: %r", e)
+        if failed:
+            print(f"{len(failed)} sweep points failed (above; their failed.txt)", file=sys.stderr)
+            sys.exit(1)
