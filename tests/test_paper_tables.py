@@ -136,7 +136,7 @@ def test_alpaca_rows_by_label_and_claims_on_taskbest_3_layers_and_usc(tmp_path):
     assert not any(r.get("verdicts") for r in t["rows"])  # other models: shown, not judged
     claims = [(round(c["ours"], 2), c["verdict"]) for c in t["claims"]]
     assert claims == [(8.0, "matches"), (-2.0, "contradicts"), (6.0, "matches")]
-    assert "The published numbers are not set beside" in (run / "report.md").read_text()
+    assert "The published numbers are shown beside ours but not judged" in (run / "report.md").read_text()
 
 
 class FakeRun:

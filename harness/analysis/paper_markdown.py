@@ -67,8 +67,8 @@ def section(t: dict) -> list[str]:
             + "."
         )
     if t["paper_columns"] and not t["compare"]:
-        lines += ["", "The published numbers are not set beside these (other models: the "
-                  "layout and the paper's weights only)."]  # fmt: skip
+        lines += ["", "The published numbers are shown beside ours but not judged (other "
+                  "models): no verdicts."]  # fmt: skip
     lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in t["rows"]:
         cells = [f"`{r['label']}`", r["group"], *(cell_text(r, n) for n in names)]
