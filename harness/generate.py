@@ -31,7 +31,7 @@ from harness.engines import Completion, Conversation, Engine, Output, Sampling
 from harness.engines.factory import make_engine
 from harness.engines.factory import model_identity as engine_identity
 from harness.methods import Job, item_seed
-from harness.progress import next_stage
+from harness.progress import next_stage, stage_done
 from harness.records import Generation
 from harness.store import Store, generation_key
 from harness.summary import StageStats
@@ -146,12 +146,18 @@ class Generator:
         found = self._lookup(keys)
         stats = StageStats(stage, model, requests=len(requests))
         stats.sequences = sum(p.n for _, p in requests)
+        next_stage(f"{stage} on {model}")  # counted even when the store serves all of it
+        started, made_budget = time.perf_counter(), 0
         made, errors, folded = [0] * len(requests), {}, set()
         if any(g is None for got in found for g in got):
             kind = stage.split("-")[0]
             locks = {stream_lock(kind, identity, p) for _, p in requests}
             with self.store.claim(sorted(locks)):  # refreshes: another job may have made them
                 found = self._lookup(keys)
+                made_budget = sum(
+                    sum(g is None for g in got) * p.max_tokens
+                    for got, (_, p) in zip(found, requests, strict=True)
+                )
                 made, errors, folded = self._generate(stats, identity, requests, keys, found)
         stats.found = stats.sequences - stats.made - sum(requests[i][1].n for i in errors)
         stats.skipped = sum(out.too_long for out in errors.values())
@@ -166,6 +172,8 @@ class Generator:
             stats.load_s, stats.gen_s, stats.tokens_per_s,
         )  # fmt: skip
         self.stages.append(stats)
+        budget = sum(p.n * p.max_tokens for _, p in requests)
+        stage_done(budget, made_budget, time.perf_counter() - started)
         outputs = [
             errors.get(i)
             or Output(
@@ -205,7 +213,6 @@ class Generator:
             return made, errors, folded
         planned = sum(p.n * p.max_tokens for _, _, p in todo)  # at most, every sample at its cap
         engine, stats.load_s = self.slot.get(stats.model, planned)
-        next_stage(f"{stats.stage} on {stats.model}")
         start = time.perf_counter()
         taken: set[int] = set()
 

@@ -37,6 +37,7 @@ __all__ = [
     "item_seed",
     "load_items",
     "plan_line",
+    "planned_stages",
     "planned_generations",
 ]
 
@@ -218,6 +219,17 @@ def planned_generations(confs: list[Configuration], items: int, turns: int = 1) 
         "aggregations": len(rounds) * scale,
         "tokens": tokens * scale,
     }
+
+
+def planned_stages(confs: list[Configuration], turns: int = 1, judged: bool = False) -> int:
+    """The batched stages a study runs (its progress says `stage i of n`): per turn, a proposal
+    stage per proposer model, then per round a stage per aggregator model still aggregating;
+    one judging stage at the end of a judged benchmark."""
+    proposers = {model for c in confs for model, _ in c.proposers}
+    counts = [(c.method.planned_round_count(), c.aggregator) for c in confs]
+    rounds = max((n for n, _ in counts), default=0)
+    per_round = [len({agg for n, agg in counts if n >= r}) for r in range(1, rounds + 1)]
+    return turns * (len(proposers) + sum(per_round)) + int(judged)
 
 
 def load_items(run: RunConfig, check: bool = True) -> tuple[Benchmark, list[Item]]:

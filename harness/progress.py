@@ -14,6 +14,13 @@ A study starts counting with `plan_stages`; the generator opens each stage with 
 The ETA is shown only once it means something: after `ETA_AFTER` of the requests (and at
 least one) have finished and `ETA_MIN_S` seconds have passed; before that the first batch's
 prefill makes tqdm's rate, and so its ETA, wildly wrong.
+
+The whole run's ETA follows the stage once a stage has generated something (`stage 3 of 5,
+run ETA 12:40`): the seconds the stages so far took per token of their planned budget (every
+sequence at its token cap), times the budget still ahead (the study's planned tokens,
+harness.plan.planned_generations, less the budgets of the stages done, served from the store or
+not). Caps overstate every stage alike, so their ratio is a fair rate; a study that stops early
+(answers shorter than the caps) ends before its ETA.
 """
 
 from __future__ import annotations
@@ -33,23 +40,45 @@ BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fm
 ETA_AFTER = 0.1  # fraction of the requests done before an ETA is shown
 ETA_MIN_S = 5.0
 
-_stages = {"done": 0, "total": None, "name": None}
+_stages: dict = {"done": 0, "total": None, "name": None}
 
 
-def plan_stages(total: int | None) -> None:
-    """Start counting stages afresh; `total` is the number the study will run (None: unknown)."""
-    _stages.update(done=0, total=total, name=None)
+def plan_stages(total: int | None, budget: int = 0) -> None:
+    """Start counting stages afresh; `total` is the number the study will run (None: unknown),
+    `budget` its planned tokens (0: no run ETA)."""
+    _stages.update(done=0, total=total, name=None, budget=budget, spent=0, made=0, seconds=0.0)
 
 
 def next_stage(name: str | None = None) -> None:
     """Open the next stage: the bars drawn from now on belong to it."""
     _stages["done"] += 1
     _stages["name"] = name
+    if _stages["total"] is not None and _stages["done"] > _stages["total"]:
+        _stages["total"] = _stages["done"]  # more rounds than planned (a context policy's)
+
+
+def stage_done(budget: int, made: int, seconds: float) -> None:
+    """A stage ended: `budget` planned tokens of its sequences (every one at its cap), of
+    which `made` were generated now (the rest came from the store), in `seconds`."""
+    _stages["spent"] = _stages.get("spent", 0) + budget
+    _stages["made"] = _stages.get("made", 0) + made
+    _stages["seconds"] = _stages.get("seconds", 0.0) + seconds
+
+
+def run_eta_s() -> float | None:
+    """Seconds the rest of the run should take (module docstring); None before a stage has
+    generated anything or without a planned budget."""
+    if not _stages.get("budget") or not _stages.get("made"):
+        return None
+    ahead = max(0, _stages["budget"] - _stages["spent"])
+    return _stages["seconds"] / _stages["made"] * ahead
 
 
 def stage_label() -> str:
     i, n, name = _stages["done"], _stages["total"], _stages["name"]
     where = f"stage {i} of {n}" if n else f"stage {i}"
+    if (eta := run_eta_s()) is not None:
+        where += f", run ETA {tqdm.format_interval(eta)}"
     return f"{where} ({name})" if name else where
 
 
@@ -78,8 +107,8 @@ class Progress(tqdm):
                 "file": open(os.devnull, "w"),  # noqa: SIM115 - closed in close()
                 "dynamic_ncols": False,
             }
-        else:  # a terminal bar: the stage in its description
-            kwargs["desc"] = f"{kwargs.get('desc') or ''} ({self.stage})".lstrip()
+        else:  # a terminal bar: the stage in its description, as the log line has it
+            kwargs["desc"] = " | ".join(d for d in (kwargs.get("desc"), self.stage) if d)
             kwargs.setdefault("bar_format", BAR_FORMAT)
         super().__init__(*args, **kwargs)
 

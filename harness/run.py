@@ -43,7 +43,14 @@ from harness.multirun import (
     point_failed,
     sweep_group,
 )  # also registers conf/config.yaml's point resolver
-from harness.plan import checked_run, configurations, load_items, plan_line
+from harness.plan import (
+    checked_run,
+    configurations,
+    load_items,
+    plan_line,
+    planned_generations,
+    planned_stages,
+)
 from harness.progress import plan_stages
 from harness.rundir import RunDir
 from harness.study import propose_only, run_study
@@ -84,7 +91,10 @@ def study(run: RunConfig) -> StudyMetrics:
     bench, items = load_items(run)
     confs = configurations(run)
     report(plan_line(run, confs, len(items), bench.turns))
-    plan_stages(None)  # progress lines count this study's stages (a multirun shares a process)
+    # progress lines count this study's stages (a multirun shares a process) and, after the first
+    # stage, estimate the whole run from the planned token budget
+    budget = planned_generations(confs, len(items), bench.turns)["tokens"]
+    plan_stages(planned_stages(confs, bench.turns, bench.judged), budget)
     tracker = make_tracker(run, [c.label for c in confs], bench.name)
     exit_code, preempted = 1, False
     try:

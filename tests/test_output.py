@@ -83,3 +83,51 @@ def test_the_run_log_handler_carries_the_weight_filter():
     assert list(handlers.file.filters) == ["weights"]
     assert list(handlers.console.filters) == ["console"]
     assert cfg.hydra.job_logging.filters.weights["()"] == "harness.logs.WeightLoadFilter"
+
+
+def test_the_run_eta_follows_the_stage_once_a_stage_has_generated():
+    progress.plan_stages(3, budget=1000)
+    progress.next_stage("propose on m")
+    assert progress.stage_label() == "stage 1 of 3 (propose on m)"  # nothing measured yet
+    progress.stage_done(budget=600, made=600, seconds=60.0)  # 0.1 s per budgeted token
+    progress.next_stage("aggregate on m")
+    assert progress.stage_label() == "stage 2 of 3, run ETA 00:40 (aggregate on m)"
+    progress.stage_done(budget=100, made=0, seconds=0.1)  # served from the store: budget spent
+    progress.next_stage("aggregate-2 on m")
+    assert progress.stage_label() == "stage 3 of 3, run ETA 00:30 (aggregate-2 on m)"
+
+
+def test_planned_stages_are_the_stages_a_study_runs(tmp_path):
+    """every_method_cpu with the replay engine: 2 proposal stages, 2 aggregation rounds."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from harness.plan import checked, compose, planned_stages
+
+    root = Path(__file__).resolve().parent.parent
+    overrides = ["experiment=every_method_cpu", "engine=replay"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.run", *overrides, "logger.mode=disabled",
+         f"store_dir={tmp_path / 'store'}", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=root, capture_output=True, text=True, timeout=300,
+        env=os.environ | {"PYTHONPATH": str(root)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    stages = json.loads((tmp_path / "run" / "metrics.json").read_text())["stages"]
+    _, confs = checked(compose(*overrides))
+    assert len(stages) == planned_stages(confs) == 4
+
+
+def test_a_terminal_bar_names_its_stage_without_nested_brackets(monkeypatch):
+    import io
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    progress.plan_stages(2)
+    progress.next_stage("propose on m")
+    bar = progress.Progress(total=10, desc="Processed prompts", file=io.StringIO())
+    assert bar.desc == "Processed prompts | stage 1 of 2 (propose on m)"
+    bar.close()

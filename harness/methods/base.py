@@ -221,6 +221,11 @@ class Method:
         """The token cap of each generation after the proposals, per item (for planning)."""
         return []
 
+    def planned_round_count(self) -> int:
+        """Batched rounds after the proposals (the progress count of stages): one per
+        generation of `planned_rounds` unless a round holds several (MoA's agent layers)."""
+        return len(self.planned_rounds())
+
     def token_caps(self) -> list[TokenCap]:
         """Every token cap of the method's generations (context checks, truncation warnings)."""
         return [TokenCap("max_tokens", self.knobs.max_tokens, "proposer", "propose")]

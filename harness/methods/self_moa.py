@@ -46,6 +46,9 @@ class SelfMoA(Aggregating):
         agents = self.samples() * (self.knobs.layers - 2)
         return [self.knobs.max_tokens] * agents + super().planned_rounds()
 
+    def planned_round_count(self) -> int:
+        return self.knobs.layers - 1  # each layer's agents are one round
+
     def round_requests(self, job: Job) -> list[Request]:
         p = job.progress
         if p.layer >= self.knobs.layers:
