@@ -111,10 +111,29 @@ def missing_runs(found: list) -> list[tuple[int, int]]:
     return runs
 
 
-def stream_lock(kind: str, identity: str, sampling: Sampling) -> str:
-    """Name of the store lock of a stream: one model at one set of sampling fields."""
-    payload = json.dumps([identity, sampling.generation_fields()], sort_keys=True)
+def stream_lock(kind: str, identity: str, sampling: Sampling, prompts: tuple[str, ...] = ()) -> str:
+    """Name of the store lock of a stream: one model at one set of sampling fields, and for a
+    stage after the proposals also the prompts it lacks (`prompts`: their conversation keys).
+    Proposals are the pool every configuration and sweep point shares, so a job waits for
+    another generating the same model's samples; aggregation and judging prompts belong to
+    their configuration, so jobs generating different ones never wait on each other."""
+    payload = json.dumps([identity, sampling.generation_fields(), sorted(prompts)], sort_keys=True)
     return f"{kind}-" + hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def stage_locks(
+    kind: str, identity: str, requests: list[tuple[Conversation, Sampling]], found: list
+) -> list[str]:
+    """The stream locks of a stage's missing generations (`stream_lock`)."""
+    if kind == "propose":
+        return sorted({stream_lock(kind, identity, p) for _, p in requests})
+    lacking: dict[tuple, set[str]] = {}
+    for (conv, p), got in zip(requests, found, strict=True):
+        if any(g is None for g in got):
+            fields = tuple(sorted(p.generation_fields().items()))
+            lacking.setdefault(fields, set()).add(conversation_key(conv))
+    by_fields = {tuple(sorted(p.generation_fields().items())): p for _, p in requests}
+    return sorted(stream_lock(kind, identity, by_fields[f], tuple(k)) for f, k in lacking.items())
 
 
 def conversation_key(conversation: Conversation) -> str:
@@ -150,9 +169,8 @@ class Generator:
         started, made_budget = time.perf_counter(), 0
         made, errors, folded = [0] * len(requests), {}, set()
         if any(g is None for got in found for g in got):
-            kind = stage.split("-")[0]
-            locks = {stream_lock(kind, identity, p) for _, p in requests}
-            with self.store.claim(sorted(locks)):  # refreshes: another job may have made them
+            locks = stage_locks(stage.split("-")[0], identity, requests, found)
+            with self.store.claim(locks):  # refreshes: another job may have made them
                 found = self._lookup(keys)
                 made_budget = sum(
                     sum(g is None for g in got) * p.max_tokens

@@ -23,7 +23,7 @@ from harness.environment import check_environment
 from harness.errors import ConfigError
 from harness.multirun import failed_points
 from harness.plan import checked
-from harness.summary import read_summaries
+from harness.summary import GENERATE_S, LOAD_S, MADE, read_summaries
 from harness.tables import format_table
 from harness.tracking import log_sweep_summary, results_rows
 
@@ -38,32 +38,55 @@ def points(sweep_dir: Path) -> list[tuple[str, dict]]:
 
 
 def cross_point_rows(sweep_dir: Path) -> list[dict]:
-    """One row per (point, configuration): the point's name, then the results-table row."""
+    """One row per (point, configuration): the point's name, its benchmark and the work the
+    point did (`made`: generations it made; `seconds`: its model loads and generation, 0 only
+    when it made nothing), then the results-table row (whose per-configuration `seconds` is
+    renamed `configuration_seconds`: 0 for generations served from the store)."""
     rows = []
     for name, metrics in points(sweep_dir):
         if "configurations" not in metrics:  # a propose-only phase has no results
             continue
         _, summaries = read_summaries(metrics)
-        rows += [{"point": name} | row for row in results_rows(summaries)]
+        point = {
+            "point": name,
+            "benchmark": metrics.get("benchmark"),
+            "made": metrics.get(MADE, 0),
+            "seconds": metrics.get(LOAD_S, 0.0) + metrics.get(GENERATE_S, 0.0),
+        }
+        for row in results_rows(summaries):
+            row["configuration_seconds"] = row.pop("seconds")
+            rows.append(point | row)
     return rows
+
+
+HEADERS = [
+    "point",
+    "benchmark",
+    "configuration",
+    "score",
+    "ci_low",
+    "ci_high",
+    "proposal_score",
+    "calls",
+    "generated_tokens",
+    "made",
+    "seconds",
+]
+NOTE = (
+    "made: generations the point made; seconds: its model loads and generation "
+    "(0 only when it made nothing: everything came from the store)"
+)
 
 
 def cross_point_table(rows: list[dict]) -> str:
     if not rows:
         return "(no finished points)"
-    headers = [
-        "point",
-        "configuration",
-        "score",
-        "ci_low",
-        "ci_high",
-        "proposal_score",
-        "calls",
-        "generated_tokens",
-        "seconds",
-    ]
     fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
-    return format_table(headers, [[fmt(r.get(h, "")) for h in headers] for r in rows])
+    cells = [[fmt(r.get(h, "")) for h in HEADERS] for r in rows]
+    for row, r in zip(cells, rows, strict=True):
+        if r["made"] == 0:
+            row[-1] = "0 (store)"
+    return format_table(HEADERS, cells) + "\n" + NOTE
 
 
 def sweep_points(config: DictConfig) -> tuple[list[list[str]], set[str]]:

@@ -109,7 +109,7 @@ def test_sweep_prints_writes_and_logs_one_table_across_points(sweep):
     sweep_dir, proc, runs = sweep
     table = (sweep_dir / "summary.txt").read_text()
     assert table.strip() in proc.stdout
-    assert len(table.strip().splitlines()) == 2 + 4 * 2  # header, rule, 2 rows per point
+    assert len(table.strip().splitlines()) == 2 + 4 * 2 + 1  # header, rule, 2 rows a point, note
     [summary] = [r for r in runs if r["job_type"] == "sweep"]
     assert len(summary["tables"]["sweep/results"]) == 8
     assert summary["charts"]["charts/score"] == "wandb/bar/v0"
@@ -121,10 +121,11 @@ def sweep_twice(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("twice")
     for name in ("first", "second"):
         fake_run(tmp, "-m", "method.k=2,3", f"hydra.sweep.dir={tmp / name}")
-    return [read_offline(f) for name in ("first", "second") for f in offline_runs(tmp / name)]
+    return tmp, [read_offline(f) for name in ("first", "second") for f in offline_runs(tmp / name)]
 
 
 def test_a_sweep_run_twice_holds_one_run_per_point_not_two(sweep_twice):
+    _, sweep_twice = sweep_twice
     studies = [r for r in sweep_twice if r["job_type"] == "study"]
     assert len(studies) == 4  # two offline folders per point...
     assert len({r["id"] for r in studies}) == 2  # ...of the same 2 W&B runs: a rerun resumes
@@ -132,6 +133,7 @@ def test_a_sweep_run_twice_holds_one_run_per_point_not_two(sweep_twice):
 
 
 def test_each_point_has_truncation_outcome_columns_models_overrides_and_samples(sweep_twice):
+    _, sweep_twice = sweep_twice
     for run in (r for r in sweep_twice if r["job_type"] == "study"):
         results = run["tables"]["results"]
         assert {"truncated_proposals", "truncated_aggregations"} <= set(results[0])
@@ -144,6 +146,18 @@ def test_each_point_has_truncation_outcome_columns_models_overrides_and_samples(
         assert len(samples) == 3 * k  # 3 items, a row per proposal
         assert samples[0]["proposal_answer"] is not None and samples[0]["final_answer"] is not None
         assert ".hydra/overrides.yaml" in run["artifacts"][f"run-{run['id']}"]
+
+
+def test_cross_point_table_shows_each_points_work_and_benchmark(sweep_twice):
+    from harness.sweep import cross_point_rows
+
+    tmp, _ = sweep_twice
+    first, second = cross_point_rows(tmp / "first"), cross_point_rows(tmp / "second")
+    assert {r["benchmark"] for r in first + second} == {"gsm8k"}
+    assert all(r["made"] > 0 and r["seconds"] > 0 for r in first if r["point"].startswith("0_"))
+    assert all(r["made"] == 0 and r["seconds"] == 0 for r in second)  # all from the store
+    table = (tmp / "second" / "summary.txt").read_text()
+    assert table.count("0 (store)") == 4 and "everything came from the store" in table
 
 
 def test_sample_rows_keep_whole_items_within_the_bound():

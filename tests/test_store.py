@@ -327,3 +327,40 @@ def test_a_child_forked_during_a_claim_does_not_keep_the_stream_lock(tmp_path):
     finally:
         os.kill(pid, 9)
         os.waitpid(pid, 0)
+
+
+def test_aggregation_locks_name_their_prompts_and_proposal_locks_their_stream():
+    from harness.engines import Sampling
+    from harness.generate import stage_locks
+
+    p = Sampling(n=1, temperature=0.7, max_tokens=64)
+    a = [([{"role": "user", "content": "aggregate A"}], p)]
+    b = [([{"role": "user", "content": "aggregate B"}], p)]
+    missing = [[None]]
+    assert stage_locks("aggregate", "m", a, missing) != stage_locks("aggregate", "m", b, missing)
+    assert stage_locks("aggregate", "m", a, missing) == stage_locks("aggregate", "m", a, missing)
+    assert stage_locks("propose", "m", a, missing) == stage_locks("propose", "m", b, missing)
+
+
+def test_a_job_aggregating_other_prompts_does_not_wait_for_a_held_aggregation(tmp_path):
+    """Another job holds the lock of its aggregation stage; this job's stage (other prompts,
+    same model and sampling) generates at once instead of waiting for it."""
+    import threading
+
+    from harness.config import ModelConfig
+    from harness.engines import Sampling
+    from harness.generate import Generator, stage_locks
+    from tests.conftest import FakeEngine, fake_slot
+
+    models = {"m": ModelConfig(name="m", path="org/m", revision="r1")}
+    gen = Generator(fake_slot(models, lambda m: FakeEngine(m.name, [])), Store(tmp_path), seed=0)
+    p = Sampling(n=1, temperature=0.7, max_tokens=64)
+    theirs = [([{"role": "user", "content": "their aggregation"}], p)]
+    mine = [([{"role": "user", "content": "my aggregation"}], p)]
+    other = Store(tmp_path)  # the other job's handle on the same store
+    with other.claim(stage_locks("aggregate", gen.slot.identity("m"), theirs, [[None]])):
+        done = threading.Event()
+        worker = threading.Thread(target=lambda: (gen.stage("aggregate", "m", mine), done.set()))
+        worker.start()
+        assert done.wait(30), "the stage waited for another job's unrelated aggregation"
+    worker.join()
