@@ -22,16 +22,18 @@ every value computed per record (an item, or an item's turn), averaged per item,
   answers   the number of distinct extracted answers among the proposals, a missing answer
             counting as one more (the column is left out when no proposal has an answer).
 Then, per benchmark, the regression t = alpha*q + beta*d + gamma (harness.analysis.regression)
-over the configurations of the methods in --methods that have the most common number of
-proposals (the Vendi score ranges over 1..k, so points with other k are not comparable) and the
-most common aggregator (two aggregators of the same proposals share q and d; --all-aggregators
-keeps all), the same fit with each quality measure (Table 5: R^2 per measure and K), Self-MoA
-(one proposer model) against Mixed-MoA, t against k for Self-MoA and Self-MoA-Seq, and every
-configuration's t against generated tokens and calls with the Pareto front. Over several
-benchmarks, Table 3's layout (harness.analysis.paper): Average, WeightedAvg, TaskBest rows,
-paired differences to the best mixture, and the preset's published numbers and claims beside.
-Items without a score are left out and counted; a configuration with no scored item is dropped
-from the fit with a warning.
+over the configurations of the methods in --methods, every k of the runs (--common-k: only the
+most common number of proposals, since the Vendi score ranges over 1..k; the report says when
+several k are fitted together) and the most common aggregator (two aggregators of the same
+proposals share q and d; --all-aggregators keeps all), the same fit with each quality measure
+(Table 5: R^2 per measure and K), Self-MoA (one proposer model) against Mixed-MoA, t against k
+for Self-MoA and Self-MoA-Seq (every k, with 95% intervals and each model's greedy single answer
+as a line), and every configuration's t against generated tokens and calls with the Pareto front.
+A study too small for a fit is a warning, and the report says why; the rest is still written.
+Over several benchmarks, Table 3's layout (harness.analysis.paper): Average, WeightedAvg,
+TaskBest rows, paired differences to the best mixture, and the preset's published numbers and
+claims beside. Items without a score are left out and counted; a configuration with no scored
+item is dropped from the fit with a warning.
 
 Writes, in the analysed directory: report.md, analysis.json, qd_<benchmark>.png,
 self_vs_mixed.png, k_<benchmark>.png, cost_<benchmark>.png; mirrors the tables, native charts
@@ -88,8 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="methods whose configurations enter the regression (default: %(default)s)",
     )
     parser.add_argument(
-        "--all-k", action="store_true", help="fit over every k, not only the most common"
+        "--common-k",
+        action="store_true",
+        help="fit only the configurations of the most common k (the Vendi score ranges over "
+        "1..k, so d of different k is not comparable); plots and tables show every k anyway",
     )
+    parser.add_argument("--all-k", action="store_true", help=argparse.SUPPRESS)  # the default now
     parser.add_argument(
         "--all-aggregators",
         action="store_true",
@@ -114,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         embedder = Embedder(args.embedding_model, args.cache_dir, args.device, args.long_texts)
         methods = [m for m in args.methods.split(",") if m]
         results = analyze(
-            args.path, embedder, methods, args.all_k, args.bootstrap, args.seed,
+            args.path, embedder, methods, not args.common_k, args.bootstrap, args.seed,
             args.all_aggregators,
         )  # fmt: skip
         if not (args.no_wandb or args.wandb_mode == "disabled"):

@@ -367,3 +367,64 @@ def test_minilm_embeds_a_long_chain_of_thought_by_its_end_too(tmp_path):
     assert chunked.chunked == 2
     a, b = (whole[t] / np.linalg.norm(whole[t]) for t in texts)
     assert np.dot(a, b) < 0.9999
+
+
+def k_sweep(root: Path, ks=(2, 3, 4), items: int = 6) -> Path:
+    """A sweep of Self-MoA over k (one run directory per k), each with the greedy baseline."""
+    rng = np.random.default_rng(0)
+    for n, k in enumerate(ks):
+        records = []
+        for i in range(items):
+            ps = [proposal("strong", f"item {i} sample {j} k {k}", "1", float(rng.random() < 0.6))
+                  for j in range(k)]  # fmt: skip
+            records.append(record(f"self_moa(k={k})", "self_moa", i, ps, float(rng.random() < 0.7)))
+            greedy = [proposal("strong", f"item {i} greedy", "1", float(i % 2))]
+            records.append(record("single", "single", i, greedy, float(i % 2)))
+        write_run(root / f"{n}_method.k={k}", records, [f"method.k={k}"])
+    return root
+
+
+def test_a_k_sweep_shows_every_k_by_default_with_intervals_and_the_baseline(tmp_path):
+    from harness.analyze import build_parser
+
+    sweep = k_sweep(tmp_path / "sweep")
+    args = build_parser().parse_args([str(sweep)])  # no flag: every k
+    results = analyze(
+        sweep, FakeEmbedder(tmp_path / "cache"), ["self_moa"], not args.common_k, 200, 0
+    )
+    bench = results["benchmarks"]["gsm8k"]
+    [line] = bench["k_lines"].values()
+    assert [r["k"] for r in line] == [2, 3, 4]
+    assert all(r["ci"][0] <= r["t"] <= r["ci"][1] for r in line)
+    assert [b["label"] for b in bench["baselines"]] == ["single"]
+    assert sorted(r["k"] for r in bench["qd"]) == [2, 3, 4]
+    assert all(r["in_fit"] for r in bench["qd"]) and bench["fit_ks"] == [2, 3, 4]
+    assert (sweep / "k_gsm8k.png").read_bytes()[:4] == b"\x89PNG"
+    # three configurations are too few for a fit: said in the report, the rest still drawn
+    assert "No regression: 3 configurations" in (sweep / "report.md").read_text()
+
+
+def test_several_k_fitted_together_are_named_in_the_report(tmp_path):
+    sweep = k_sweep(tmp_path / "sweep", ks=(2, 3, 4, 5, 6))
+    results = analyze(sweep, FakeEmbedder(tmp_path / "cache"), ["self_moa"], True, 0, 0)
+    assert results["benchmarks"]["gsm8k"]["fits"]["q"]["n"] == 5
+    report = (sweep / "report.md").read_text()
+    assert "It fits k = 2, 3, 4, 5, 6 together" in report and "`--common-k`" in report
+
+
+def test_common_k_restores_the_fit_over_the_most_common_k_but_plots_every_k(tmp_path):
+    sweep = k_sweep(tmp_path / "sweep", ks=(2, 3, 3))
+    results = analyze(sweep, FakeEmbedder(tmp_path / "cache"), ["self_moa"], False, 0, 0)
+    bench = results["benchmarks"]["gsm8k"]
+    assert sorted((r["k"], r["in_fit"]) for r in bench["qd"]) == [(2, False), (3, True), (3, True)]
+    assert [r["k"] for r in next(iter(bench["k_lines"].values()))] == [2, 3, 3]
+
+
+def test_a_study_too_small_for_a_fit_is_a_warning_and_the_report_says_why(tmp_path, caplog):
+    sweep = k_sweep(tmp_path / "sweep")
+    with caplog.at_level(logging.WARNING):
+        results = analyze(sweep, FakeEmbedder(tmp_path / "cache"), ["self_moa"], True, 0, 0)
+    assert "fit_error" in results["benchmarks"]["gsm8k"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("no regression" in r.getMessage() for r in caplog.records)
+    assert "No regression:" in (sweep / "report.md").read_text()

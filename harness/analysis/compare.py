@@ -69,16 +69,35 @@ def compare_self_mixed(chosen: list[Point], draws: int, seed: int) -> dict | Non
     }
 
 
-def k_lines(found: list[Point]) -> dict[str, list[dict]]:
-    """t and tokens against k per proposer model, for the methods that declare `k_lines`
-    (Self-MoA and Self-MoA-Seq)."""
+def model_name(model: str) -> str:
+    return model.split(":")[-1][:28]
+
+
+def k_lines(found: list[Point], draws: int = 0, seed: int = 0) -> dict[str, list[dict]]:
+    """t (with its 95% bootstrap interval over items) and tokens against k per method and
+    proposer model, for the methods that declare `k_lines` (Self-MoA and Self-MoA-Seq): every k
+    the runs hold, a curve per method."""
     lines: dict[str, list[dict]] = defaultdict(list)
     for p in found:
         if methods.declares(p.method, "k_lines") and p.kind == "self":
-            lines[f"{p.method} ({p.models[0].split(':')[-1][:28]})"].append(
-                {"k": p.k, "t": p.mean("t"), "tokens": p.mean("tokens")}
-            )
-    return dict(lines)
+            t = item_array([p], sorted(p.per_item), ("t",))[0, :, 0]
+            lines[f"{p.method} ({model_name(p.models[0])})"].append(
+                {"k": p.k, "t": p.mean("t"), "tokens": p.mean("tokens"),
+                 "ci": list(bootstrap_ci(t, draws, seed)), "label": p.label}
+            )  # fmt: skip
+    return {name: sorted(rows, key=lambda r: r["k"]) for name, rows in lines.items()}
+
+
+def baselines(found: list[Point], draws: int = 0, seed: int = 0) -> list[dict]:
+    """The single-model reference rows (`single`, greedy): each model's t with its interval,
+    drawn as a line beside the ensembles."""
+    out = []
+    for p in found:
+        if methods.is_reference(p.method) and p.models:
+            t = item_array([p], sorted(p.per_item), ("t",))[0, :, 0]
+            out.append({"label": p.label, "model": model_name(p.models[0]), "t": p.mean("t"),
+                        "ci": list(bootstrap_ci(t, draws, seed))})  # fmt: skip
+    return out
 
 
 def pareto_front(costs: list[float], scores: list[float]) -> list[bool]:

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from harness.analysis import plots
-from harness.analysis.compare import compare_self_mixed, compute_matched, k_lines
+from harness.analysis.compare import baselines, compare_self_mixed, compute_matched, k_lines
 from harness.analysis.diversity import Embedder
 from harness.analysis.fits import fit_benchmark, fittable, regression_set
 from harness.analysis.measure import MEASURES, Point, find_runs, load_run, points, short_label
@@ -41,6 +41,12 @@ def describe(p: Point, in_fit: bool) -> dict:
     }
 
 
+def t_axis(bench: str, metric: str) -> str:
+    """The name of t on a plot's axis: the benchmark's metric; acc and win_rate are shown in
+    percent, a rating (MT-Bench's `score`) on its own scale."""
+    return f"t: {bench}/{metric}" + (" (%)" if metric != "score" else "")
+
+
 def analyze_benchmark(
     bench: str, mine: list[Point], metric: str, methods: list[str], all_k: bool,
     draws: int, seed: int, path: Path, all_aggregators: bool = False,
@@ -58,27 +64,31 @@ def analyze_benchmark(
         fits, refused = fit_benchmark(chosen, draws, seed)
         out["fits"] = {q: asdict(f) for q, f in fits.items()}
         out["fit_refused"] = refused
-    except FitError as e:
-        log.error("%s: no regression: %s", bench, e)
+    except FitError as e:  # a study too small (or too uniform) for a fit: said, not fatal
+        log.warning("%s: no regression: %s", bench, e)
         out["fit_error"] = str(e)
+    out["fit_ks"] = sorted({p.k for p in chosen})
+    shown = [p for p in mine if p.method in methods and p.kind != "none"]
     out["qd"] = [
-        {"label": p.label, "short": short_label(p), "kind": p.kind,
-         "q": p.mean("q"), "d": p.mean("d"), "t": p.mean("t")}
-        for p in chosen
+        {"label": p.label, "short": short_label(p), "kind": p.kind, "k": p.k,
+         "in_fit": id(p) in fitted, "q": p.mean("q"), "d": p.mean("d"), "t": p.mean("t")}
+        for p in shown
     ]  # fmt: skip
+    axis = t_axis(bench, metric)
     if out["qd"]:
-        images.append(plots.qd_plane(out["qd"], bench, path / f"qd_{bench}.png"))
+        images.append(plots.qd_plane(out["qd"], bench, path / f"qd_{bench}.png", axis))
     comparison = compare_self_mixed(chosen, draws, seed)
     if comparison:
         out["self_vs_mixed"] = comparison
-    out["k_lines"] = k_lines(mine)
+    out["k_lines"] = k_lines(mine, draws, seed)
+    out["baselines"] = baselines(mine, draws, seed)
     if out["k_lines"]:
-        images.append(plots.score_vs_k(out["k_lines"], bench, path / f"k_{bench}.png"))
+        images.append(plots.score_vs_k(
+            out["k_lines"], out["baselines"], bench, path / f"k_{bench}.png", axis))  # fmt: skip
     out["compute_matched"] = compute_matched(mine)
     if out["compute_matched"]:
-        images.append(
-            plots.compute_matched(out["compute_matched"], bench, path / f"cost_{bench}.png")
-        )
+        images.append(plots.compute_matched(
+            out["compute_matched"], bench, path / f"cost_{bench}.png", axis))  # fmt: skip
     return out, images
 
 
@@ -115,7 +125,9 @@ def analyze(
     bars = {b: o["self_vs_mixed"]["bars"] for b, o in results["benchmarks"].items()
             if "self_vs_mixed" in o}  # fmt: skip
     if bars:
-        images.append(plots.self_vs_mixed(bars, path / "self_vs_mixed.png"))
+        metrics = {b: results["benchmarks"][b]["metric"].split("/", 1)[1] for b in bars}
+        axis = t_axis(*next(iter(metrics.items()))) if len(bars) == 1 else "t"
+        images.append(plots.self_vs_mixed(bars, path / "self_vs_mixed.png", axis))
     layout = table3(found, runs, results["benchmarks"], draws, seed)
     if layout:
         results["table3"] = layout

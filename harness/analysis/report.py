@@ -133,6 +133,14 @@ def header(results: dict) -> list[str]:
     ]
 
 
+def k_note(ks: list[int]) -> str:
+    """Said when configurations of several k are fitted together."""
+    if len(ks) < 2:
+        return ""
+    return (f" It fits k = {', '.join(map(str, ks))} together: the Vendi score d ranges over "
+            "1..k, so `--common-k` fits only the most common k.")  # fmt: skip
+
+
 def report(results: dict) -> str:
     out = header(results)
     if results.get("table3"):
@@ -154,11 +162,12 @@ def report(results: dict) -> str:
                     f"by {aggs}"
                     + ("" if results.get("all_aggregators") else
                        " (one aggregator per fit: `--all-aggregators` keeps every one)")
-                    + ".", ""]  # fmt: skip
+                    + "." + k_note(b.get("fit_ks", [])), ""]  # fmt: skip
             out += ["### R² per quality measure (Table 5 layout)", "",
                     table5(b["fits"], b.get("fit_refused", {})), ""]  # fmt: skip
         else:
-            out += [f"No regression: {b['fit_error']}", ""]
+            out += [f"No regression: {b['fit_error']}. The tables and plots below still hold "
+                    "every configuration.", ""]  # fmt: skip
         if b.get("self_vs_mixed"):
             out += self_mixed_section(b["self_vs_mixed"])
         out += ["### Configurations", "", configuration_table(b["configurations"]), ""]
