@@ -87,9 +87,9 @@ def test_paper_scale_script_runs_at_a_small_fraction(tmp_path):
     import sys
 
     out = subprocess.run(
-        [sys.executable, "scripts/paper_scale.py", "--fraction", "0.002", "--out",
-         str(tmp_path / "ps"), "--json", str(tmp_path / "f.json")],
-        capture_output=True, text=True, timeout=600,
+        [sys.executable, "scripts/paper_scale.py", "--fraction", "0.002", "--embed-sample", "100",
+         "--out", str(tmp_path / "ps"), "--json", str(tmp_path / "f.json")],
+        capture_output=True, text=True, timeout=1500,  # ~3 min idle; 10+ under load
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     figures = json.loads((tmp_path / "f.json").read_text())
@@ -99,3 +99,7 @@ def test_paper_scale_script_runs_at_a_small_fraction(tmp_path):
     assert warm["generations"] == cold["generations"]
     assert "harness/GPU" in out.stdout and "store start-up" in out.stdout
     assert figures["analysis_alone_s"] > 0
+    # 100 sequences embedded by MiniLM, the rest stand-ins whose time is projected
+    assert cold["embedded_sequences"] == 100 and cold["stand_in_sequences"] > 0
+    assert "PROJECTED" in out.stdout and "harness with the embeddings on the GPU" in out.stdout
+    assert warm["embedded_sequences"] == warm["stand_in_sequences"] == 0  # all cached

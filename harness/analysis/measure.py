@@ -117,21 +117,42 @@ def find_runs(path: Path) -> list[Path]:
 
 
 def read_records(path: Path) -> list[Record]:
-    """The records of `path`/records.jsonl; torn or incomplete lines are skipped and counted."""
+    """The records of `path`/records.jsonl; torn or incomplete lines are skipped and counted.
+
+    Read line by line (a paper-size study's file is over a gigabyte), each distinct question and
+    proposal text held once: the configurations of an item share their proposals.
+    """
     records, torn, incomplete = [], 0, []
-    for line in (path / "records.jsonl").read_text().splitlines():
-        try:
-            records.append(Record.from_json(json.loads(line)))
-        except json.JSONDecodeError:
-            torn += 1
-        except TypeError as e:  # a field of harness.records.Record missing
-            incomplete.append(str(e))
+    shared: dict[str, str] = {}
+    with (path / "records.jsonl").open(encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+                _share_texts(data, shared)
+                records.append(Record.from_json(data))
+            except json.JSONDecodeError:
+                torn += 1
+            except TypeError as e:  # a field of harness.records.Record missing
+                incomplete.append(str(e))
     if torn:
         log.warning("%s: %d unreadable lines in records.jsonl skipped", path, torn)
     if incomplete:
         log.warning("%s: %d records without the fields of harness.records.Record skipped (%s)",
                     path, len(incomplete), incomplete[0])  # fmt: skip
     return records
+
+
+def _share_texts(data, shared: dict[str, str]) -> None:
+    """Replace a record's question and proposal texts by the first equal string seen."""
+    if not isinstance(data, dict):
+        raise TypeError("a record is a JSON object")
+    if isinstance(data.get("question"), str):
+        data["question"] = shared.setdefault(data["question"], data["question"])
+    for p in data.get("proposals") or ():
+        if isinstance(p, dict) and isinstance(p.get("text"), str):
+            p["text"] = shared.setdefault(p["text"], p["text"])
 
 
 def load_run(path: Path) -> Run:
