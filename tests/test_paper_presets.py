@@ -250,3 +250,13 @@ def test_presets_carry_the_paper_numbers_of_their_tables(preset, table, publishe
     for c in t.get("claims", []):
         for side in (c["row"], c["minus"]):
             assert not isinstance(side, str) or side in labels, side
+
+
+@pytest.mark.parametrize("preset", ["paper_seq_second_model", "paper_seq_scaling"])
+def test_seq_presets_carry_the_paper_claims_on_rows_of_their_study(preset):
+    run, confs = study(preset)
+    (table,) = run.paper.values()
+    assert table["rows"] == [] and table["claims"][-1]["kind"] == "sequential"
+    labels = {c.label for c in confs}
+    for c in table["claims"][:-1]:
+        assert {c["row"], c["minus"]} <= labels

@@ -41,9 +41,10 @@ def round_(model: str, mode: str, layer: int, selection: str | None = None) -> d
 
 
 def write_run(run: Path, bench: str, letters: dict, paper: dict, rows: list[tuple]) -> Path:
-    """rows: (label, method, proposer letters, aggregator letter, layers, selects, value)."""
+    """rows: (label, method, proposer letters, aggregator letter, layers, selects, value[,
+    the rounds' mode])."""
     records = []
-    for r, (label, method, proposers, agg, layers, selects, value) in enumerate(rows):
+    for r, (label, method, proposers, agg, layers, selects, value, *how) in enumerate(rows):
         for i, score in enumerate(scores(value, r)):
             proposals = [
                 {"model": letters[x], "sample_index": j, "text": f"{x} says {i % 3} {j % 2}",
@@ -51,7 +52,7 @@ def write_run(run: Path, bench: str, letters: dict, paper: dict, rows: list[tupl
                  "answer": str(i % 3), "score": float(score)}
                 for j, x in enumerate(proposers)
             ]  # fmt: skip
-            mode = "usc" if selects else "layers"
+            mode = how[0] if how else "usc" if selects else "layers"
             rounds = [round_(letters[agg], mode, n + 2, "1" if selects else None)
                       for n in range(layers - 1)] if proposers else [round_(letters[agg], "", 1)]  # fmt: skip
             records.append({
@@ -137,6 +138,26 @@ def test_alpaca_rows_by_label_and_claims_on_taskbest_3_layers_and_usc(tmp_path):
     claims = [(round(c["ours"], 2), c["verdict"]) for c in t["claims"]]
     assert claims == [(8.0, "matches"), (-2.0, "contradicts"), (6.0, "matches")]
     assert "The published numbers are shown beside ours but not judged" in (run / "report.md").read_text()
+
+
+def test_seq_with_a_second_model_gets_its_claims(tmp_path):
+    paper = preset("paper_seq_second_model")["paper"]
+    seq = "self_moa_seq"
+    rows = [
+        ("single", "single", "", "i", 1, False, 60.0),
+        ("single(l)", "single", "", "l", 1, False, 60.0),
+        ("single(d)", "single", "", "d", 1, False, 50.0),
+        ("self_moa_seq(k=12)", seq, "i" * 12, "i", 4, False, 70.0, seq),
+        ("self_moa_seq(iiiiiiiiilll)", seq, "i" * 9 + "lll", "i", 4, False, 72.0, seq),
+        ("self_moa_seq(iiiiiiiiiddd)", seq, "i" * 9 + "ddd", "i", 4, False, 68.5, seq),
+        ("self_moa(k=12)", "self_moa", "i" * 12, "i", 2, False, 69.0),
+    ]
+    run = write_run(tmp_path / "run", "mmlu_redux", LETTERS, paper, rows)
+    t = analyze(run, FakeEmbedder(tmp_path / "c"), [], False, draws=400, seed=0)
+    claims = t["paper_tables"]["seq_second_model"]["claims"]
+    assert [c["verdict"] for c in claims] == ["matches", "matches", "matches"]
+    assert [round(c["ours"], 2) for c in claims[:2]] == [2.0, 1.5]
+    assert "self_moa_seq(k=12) − self_moa(k=12) = +1.0" in claims[2]["detail"]
 
 
 class FakeRun:
