@@ -19,6 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 import harness.paths  # noqa: F401 - registers the resolvers of conf/paths/
 from harness.errors import ConfigError
+from harness.paths import absolute
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 LOGGER_MODES = ("offline", "online", "disabled")
@@ -142,10 +143,22 @@ def public_groups() -> str:
 OmegaConf.register_new_resolver("harness_groups", public_groups, replace=True)
 
 
+def is_option(group: str, name: object) -> bool:
+    """`name` is a plain option name of `group` (conf/<group>/<name>.yaml), not a path."""
+    text = str(name)
+    return (
+        "/" not in text
+        and "\\" not in text
+        and not text.startswith(".")
+        and ((CONF_DIR / group / f"{text}.yaml").is_file())
+    )
+
+
 def load_model_config(name: str, key: str | None = None) -> ModelConfig:
-    """conf/model/<name>.yaml; an unknown name is an error naming `key`, the setting holding it."""
+    """conf/model/<name>.yaml; an unknown name (or a path) is an error naming `key`, the setting
+    holding it."""
     path = CONF_DIR / "model" / f"{name}.yaml"
-    if not path.exists():
+    if not is_option("model", name):
         where = f"{key}={name!r}: " if key else ""
         raise ConfigError(
             f"{where}unknown model {name!r}; available: {', '.join(options('model'))}"
@@ -169,6 +182,9 @@ def to_run_config(cfg: DictConfig, run_dir: str | None = None) -> RunConfig:
         raise ConfigError(f"bad config value at {key}: {e.msg if hasattr(e, 'msg') else e}") from e
     if run_dir is not None:
         run.run_dir = run_dir
+    if not str(run.store_dir or "").strip():
+        raise ConfigError("store_dir is empty; leave it out for the default (paths.store)")
+    run.store_dir = absolute(run.store_dir) or run.store_dir  # relative: from the project root
     validate(run)
     return run
 
@@ -229,7 +245,7 @@ def preset_row(row, key: str) -> dict:
     if preset is None:
         return row
     path = CONF_DIR / "method" / f"{preset}.yaml"
-    if not path.is_file():
+    if not is_option("method", preset):
         raise ConfigError(
             f"{key}.preset={preset!r} is not a method preset; "
             f"allowed: {', '.join(options('method'))}"

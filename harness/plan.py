@@ -72,6 +72,13 @@ def with_baselines(confs: list[Configuration], run: RunConfig) -> list[Configura
         models = dict.fromkeys(name for c in confs for name, _ in c.proposers)
         max_tokens = confs[0].knobs.max_tokens
         greedy = [configuration(methods.reference_knobs(name, max_tokens), run) for name in models]
+        reserved = {g.label for g in greedy}
+        taken = next((c for c in confs if c.knobs.label in reserved), None)
+        if taken is not None:  # it would replace the baseline, the headline's reference
+            raise ConfigError(
+                f"label {taken.knobs.label!r} is reserved for the greedy baseline (baseline=true); "
+                f"give the configuration another label"
+            )
         confs = [g for g in greedy if g.label not in {c.label for c in confs}] + confs
     labels = [c.label for c in confs]
     if len(set(labels)) != len(labels):
@@ -158,6 +165,16 @@ def validate_model(model: ModelConfig, key: str) -> None:
             )
     elif looks_local(model.path) and not Path(model.path).expanduser().is_dir():
         raise ConfigError(f"{key}.path={model.path!r}: no such model folder")
+    elif looks_local(model.path) and getattr(model, "engine", None) is None:
+        folder = Path(model.path).expanduser()
+        if not any(p.suffix in WEIGHTS for p in folder.iterdir()):
+            raise ConfigError(
+                f"{key}.path={model.path!r}: the model folder holds no weights (no "
+                f"{', '.join('*' + w for w in WEIGHTS)} file)"
+            )
+
+
+WEIGHTS = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 
 
 def looks_local(path: str) -> bool:

@@ -327,3 +327,193 @@ def test_an_empty_runs_dir_variable_counts_as_unset_and_relative_dirs_are_from_t
     assert (project / "mine" / "run1" / ".harness").is_file()
     runs = list((project / "runs").glob("*/*_self_moa_*"))
     assert len(runs) == 1 and (runs[0] / ".harness").is_file()
+
+
+# ---- names, labels, paths, special files, served settings, engine arguments, sweeps -----------
+
+SERVED = ["engine=openai", "engine.kwargs.base_urls=[http://127.0.0.1:9/v1]"]
+
+
+def config_cases(root: Path, common: list[str]) -> list[Case]:
+    special = root / "special"
+    return [
+        Case(
+            "letter_is_a_path",
+            ["method=mixed_moa", "method.mixture=qq", "letters.q=../method/self_moa", *common],
+            2,
+            r"letters.q='../method/self_moa': unknown model",
+        ),
+        Case(
+            "aggregator_is_a_path",
+            ["method.aggregator=../model/gemma-3-270m", *common],
+            2,
+            r"method.aggregator='../model/gemma-3-270m': unknown model",
+        ),
+        Case(
+            "preset_is_a_path",
+            ["configurations=[{preset: ../method/self_moa}]", *common],
+            2,
+            r"configurations\[0\].preset='../method/self_moa' is not a method preset",
+        ),
+        Case(
+            "reserved_label",
+            ["method.label=single", *common],
+            2,
+            r"label 'single' is reserved for the greedy baseline",
+        ),
+        Case(
+            "reserved_label_in_a_study_row",
+            ["configurations=[{name: usc, k: 2, label: single}]", *common],
+            2,
+            r"label 'single' is reserved for the greedy baseline",
+        ),
+        Case("empty_store_dir", [*common, "store_dir="], 2, r"store_dir is empty"),
+        Case(
+            "data_dir_a_fifo",
+            [*common, f"benchmark.data_dir={special / 'fifo'}"],
+            2,
+            r"benchmark.data_dir='.*fifo' is a FIFO \(named pipe\)",
+        ),
+        Case(
+            "data_dir_a_symlink_loop",
+            [*common, f"benchmark.data_dir={special / 'loop'}"],
+            2,
+            r"benchmark.data_dir='.*loop' is a symlink loop",
+        ),
+        Case(
+            "data_file_a_fifo",
+            [*common, f"benchmark.data_dir={special / 'fifo_data'}"],
+            2,
+            r"gsm8k/test.jsonl is a FIFO \(named pipe\), not a data file",
+        ),
+        Case(
+            "data_file_a_symlink_loop",
+            [*common, f"benchmark.data_dir={special / 'loop_data'}"],
+            2,
+            r"gsm8k/test.jsonl is a symlink loop, not a data file",
+        ),
+        Case(
+            "model_folder_without_weights",
+            [*common, "model=qwen2-7b-instruct", f"model.path={special / 'noweights'}"],
+            2,
+            r"model.path='.*noweights': the model folder holds no weights",
+        ),
+        Case(
+            "served_concurrency_abc",
+            [*common, *SERVED, "engine.kwargs.concurrency=abc"],
+            2,
+            r"engine.kwargs.concurrency .*Value 'abc'",
+        ),
+        Case(
+            "served_timeout_nan",
+            [*common, *SERVED, "engine.kwargs.timeout_s=nan"],
+            2,
+            r"engine.kwargs.timeout_s must be a finite number > 0 \(got nan\)",
+        ),
+        Case(
+            "served_urls_file_empty",
+            [*common, "engine=openai", f"engine.kwargs.urls_file={special / 'urls'}"],
+            2,
+            r"engine.kwargs.urls_file='.*urls' is empty: no base URL",
+        ),
+        Case(
+            "served_urls_file_a_fifo",
+            [*common, "engine=openai", f"engine.kwargs.urls_file={special / 'fifo'}"],
+            2,
+            r"engine.kwargs.urls_file='.*fifo': it is a FIFO \(named pipe\), not a file",
+        ),
+        Case(
+            "served_url_not_http",
+            [*common, "engine=openai", "engine.kwargs.base_urls=[ftp://host/v1]"],
+            2,
+            r"engine.kwargs.base_urls: 'ftp://host/v1' is not an http\(s\):// URL",
+        ),
+        Case(
+            "engine_argument_unknown",
+            [*common, "+engine.kwargs.max_model_lenn=64"],
+            2,
+            r"engine.kwargs.max_model_lenn \(engine cpu\) is not a vLLM engine argument "
+            r"\(EngineArgs\); did you mean max_model_len\?",
+        ),
+        Case(
+            "engine_argument_dtype",
+            [*common, "engine.kwargs.dtype=nope"],
+            2,
+            r"engine.kwargs.dtype='nope' \(engine cpu\): vLLM allows 'auto'",
+        ),
+        Case(
+            "engine_argument_set_by_the_harness",
+            [*common, "+engine.kwargs.seed=3"],
+            2,
+            r"engine.kwargs.seed \(engine cpu\): set by the harness",
+        ),
+        Case(
+            "sweep_with_an_invalid_point",
+            ["-m", "method.k=2,0,3", f"hydra.sweep.dir={root / 'sweep_bad'}", *common],
+            2,
+            r"1 of 3 sweep points are invalid, none was run: point 1 \(method.k=0\): method.k",
+        ),
+        Case(
+            "sweep_with_a_reserved_label",
+            ["-m", "method.label=mine,single", f"hydra.sweep.dir={root / 'sweep_label'}"] + common,
+            2,
+            r"point 1 \(method.label=single\): label 'single' is reserved",
+        ),
+    ]
+
+
+CONFIG_CASES = [c.name for c in config_cases(Path("/r"), [])]
+
+
+@pytest.fixture(scope="module")
+def config_results(tmp_path_factory):
+    root = tmp_path_factory.mktemp("names")
+    data = write_gsm8k(root / "data")
+    special = root / "special"
+    special.mkdir()
+    os.mkfifo(special / "fifo")
+    (special / "loop").symlink_to(special / "loop")
+    for name in ("fifo_data", "loop_data"):
+        (special / name / "gsm8k").mkdir(parents=True)
+    os.mkfifo(special / "fifo_data" / "gsm8k" / "test.jsonl")
+    loop = special / "loop_data" / "gsm8k" / "test.jsonl"
+    loop.symlink_to(loop)
+    (special / "noweights").mkdir()
+    (special / "noweights" / "config.json").write_text("{}")
+    (special / "urls").write_text("\n  \n")
+    common = [
+        f"benchmark.data_dir={data}",
+        f"store_dir={root / 'store'}",
+        "logger.mode=disabled",
+        "model=smollm2-135m-instruct",
+    ]
+    cases = config_cases(root, common)
+    for i, case in enumerate(cases):
+        case.args = [*case.args, f"hydra.run.dir={root / 'runs' / str(i)}"]
+        (root / "cases" / case.name / "launch").mkdir(parents=True)
+    from harness.engines.vllm_args import engine_fields
+
+    engine_fields()  # vLLM's schema imported once here, not in every forked case
+    before = tree(special)
+    results = run_cases(cases, root / "cases")
+    return root, cases, results, before
+
+
+@pytest.mark.parametrize("name", CONFIG_CASES)
+def test_a_bad_name_path_setting_or_point_is_one_line(config_results, name):
+    root, cases, results, before = config_results
+    case = next(c for c in cases if c.name == name)
+    one_clear_line(results[name], case.status, case.message)
+    assert tree(root / "cases" / name / "launch") == {}  # nothing in the launch directory
+    assert tree(root / "special") == before
+    store = root / "store"
+    assert not store.exists() or not list(store.glob("*.jsonl"))  # nothing generated
+    assert not (root / "sweep_bad").exists() and not (root / "sweep_label").exists()
+
+
+def test_the_batteries_hold_at_least_40_new_cases():
+    from tests.test_served_faults import MALFORMED
+
+    here = len(DIR_CASES) + len(CONFIG_CASES) + 3  # + the held, read-only and unset tests
+    served = len(MALFORMED) + 1  # tests/test_served_faults.py, with the interrupted stage
+    assert here >= 35 and here + served + 2 >= 40  # + tests/test_interrupts.py's signals

@@ -21,6 +21,7 @@ from omegaconf import MISSING
 
 from harness.config import check_tokens
 from harness.errors import ConfigError, DataError
+from harness.paths import absolute, what_is
 
 log = logging.getLogger(__name__)
 
@@ -173,9 +174,10 @@ class Benchmark(ABC):
         """`<data_dir>/<relative>` when it exists (a file or a folder), else None."""
         if not self.cfg.data_dir:
             return None
-        root = Path(self.cfg.data_dir).expanduser()
-        if root.exists() and not root.is_dir():
-            raise DataError(f"{self.label}: benchmark.data_dir={self.cfg.data_dir!r} is a file")
+        root = Path(absolute(self.cfg.data_dir) or "")  # relative: from the project root
+        kind = what_is(root)
+        if kind not in (None, "a directory"):
+            raise DataError(f"{self.label}: benchmark.data_dir={self.cfg.data_dir!r} is {kind}")
         if not root.is_dir():  # a configured directory that is missing: no silent hub attempt
             raise DataError(
                 f"{self.label}: benchmark.data_dir={self.cfg.data_dir!r} does not exist; set "
@@ -183,22 +185,26 @@ class Benchmark(ABC):
                 "benchmark.data_dir=null to load from the hub"
             )
         path = root / relative
-        return path if path.exists() else None
+        kind = what_is(path)
+        if kind is not None and kind not in ("a file", "a directory"):
+            raise DataError(f"{self.label}: {path} is {kind}, not a data file")
+        return path if kind is not None else None
 
     def local_file(self, relative: str) -> Path | None:
         """`<data_dir>/<relative>` when it exists; `DataError` when it is not a regular file."""
         path = self.local_path(relative)
         if path is not None and not path.is_file():
-            raise DataError(f"{self.label}: {path} is not a file (a directory?)")
+            raise DataError(f"{self.label}: {path} is not a file (it is {what_is(path)})")
         return path
 
     def check_hub(self, expected: str, files: str = "file") -> None:
         """`DataError` at once (naming the paths tried) when the hub must not be tried instead
         of the missing local `expected`: benchmark.data_dir is an existing folder, or the hub
         is offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE)."""
-        data_dir = Path(self.cfg.data_dir).expanduser() if self.cfg.data_dir else None
-        if data_dir is not None and data_dir.exists() and not data_dir.is_dir():
-            raise DataError(f"{self.label}: benchmark.data_dir={self.cfg.data_dir!r} is a file")
+        data_dir = Path(absolute(self.cfg.data_dir) or "") if self.cfg.data_dir else None
+        kind = what_is(data_dir) if data_dir is not None else None
+        if kind not in (None, "a directory"):
+            raise DataError(f"{self.label}: benchmark.data_dir={self.cfg.data_dir!r} is {kind}")
         offline = [k for k in OFFLINE_VARIABLES if _truthy(os.environ.get(k))]
         if data_dir is not None and data_dir.is_dir():
             why = f"benchmark.data_dir={self.cfg.data_dir!r} is set"

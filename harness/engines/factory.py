@@ -71,6 +71,11 @@ def probe(models: dict[str, ModelConfig], engine: EngineConfig) -> dict[str, str
     Served models: each base URL answers, accepts the key and lists the model (ConfigError naming
     the URL and the cause otherwise). In-process models: only the preset and settings are read.
     """
+    for m in models.values():  # engine arguments against the engine's own schema
+        own = engine_config(m, engine)
+        check = getattr(engine_class(own.kind), "check", None)
+        if check is not None:
+            check(m, own)
     return {name: model_identity(m, engine) for name, m in models.items()}
 
 

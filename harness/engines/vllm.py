@@ -173,6 +173,15 @@ class VllmEngine:
         return base if dtype in UNMARKED_DTYPES else f"{base} dtype={dtype}"
 
     @staticmethod
+    def check(model: ModelConfig, engine: EngineConfig) -> None:
+        """The engine arguments against vLLM's EngineArgs, before loading (ConfigError)."""
+        from harness.engines.vllm_args import check
+
+        for key, value in engine.env.items():  # must precede the first `import vllm`
+            os.environ[key] = str(value)
+        check(model, engine, engine_kwargs(model, engine))
+
+    @staticmethod
     def is_deterministic(model: ModelConfig, engine: EngineConfig) -> bool:
         """Sample j of a seeded request repeats exactly (vLLM seeds each sample)."""
         return True
