@@ -136,6 +136,18 @@ def check_points(config: DictConfig) -> None:
         )
 
 
+def dry_run_end(config: DictConfig, failed: list[tuple[str, str]]) -> None:
+    """A dry run's sweep: exit 2 when a point cannot run (its line, printed by the point here
+    or in its job log on SLURM, repeated then)."""
+    if not failed:
+        return
+    target = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
+    here = target.endswith("BasicLauncher")
+    for name, line in [] if here else failed:
+        print(f"failed: point {name}: {line}", file=sys.stderr)
+    sys.exit(2)
+
+
 class SweepSummary(Callback):
     """After a multirun: one table across points, printed, written, logged and sent to W&B.
 
@@ -157,9 +169,10 @@ class SweepSummary(Callback):
             sys.exit(2)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if OmegaConf.select(config, "dry_run", default=False):
-            return  # each point printed its plan; nothing ran
         sweep_dir = Path(str(config.hydra.sweep.dir))
+        if OmegaConf.select(config, "dry_run", default=False):
+            dry_run_end(config, failed_points(sweep_dir))  # each point printed its plan
+            return
         rows = cross_point_rows(sweep_dir)
         failed = failed_points(sweep_dir)
         text = cross_point_table(rows) + "".join(

@@ -7,6 +7,7 @@ the REGISTRY an error and reports afterwards which heavy modules were imported."
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
 import time
@@ -42,14 +43,22 @@ print("WRAPPER " + json.dumps({"code": code, "built": built, "heavy": heavy}))
 """
 
 
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def dry_run(tmp_path: Path, *overrides: str) -> tuple[subprocess.CompletedProcess, dict, float]:
-    start = time.time()
+    """The run's process, what the wrapper saw, and the CPU seconds it took (its wall time on
+    this shared 2-core machine depends on the other agents' load; it is printed)."""
+    start, cpu = time.time(), cpu_seconds()
     proc = subprocess.run(
         [sys.executable, "-c", WRAPPER, *overrides, "dry_run=true",
          f"hydra.sweep.dir={tmp_path / 'sweep'}", f"hydra.run.dir={tmp_path / 'run'}"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    seconds = time.time() - start
+    seconds = cpu_seconds() - cpu
+    print(f"dry run {' '.join(overrides)}: {seconds:.1f} s CPU, {time.time() - start:.1f} s wall")
     line = next(x for x in proc.stdout.splitlines() if x.startswith("WRAPPER "))
     return proc, json.loads(line.split(" ", 1)[1]), seconds
 
@@ -70,7 +79,6 @@ def test_paper_table3_prints_each_benchmark_in_seconds_with_no_engine(tmp_path):
     assert out.count("stages (one batched engine call each, at least): propose on") == 3
     assert "hours: generated tokens at each engine's tokens_per_s_hint (gpu 3000/s)" in out
     assert "DOES NOT FIT" not in out and not (tmp_path / "sweep" / "summary.txt").exists()
-    print(f"paper_table3 dry run: {seconds:.1f} s")
     assert seconds < 20
 
 
@@ -84,7 +92,6 @@ def test_a_four_point_sweep_prints_one_block_per_point(tmp_path, data_dir):
     assert len(heads) == 4 and len(set(heads)) == 4, heads
     assert proc.stdout.count("benchmark gsm8k: 3 items") == 4
     assert "qwen2.5-coder-0.5b-instruct" in proc.stdout and "memory of the host" in proc.stdout
-    print(f"4-point dry run: {seconds:.1f} s")
     assert seconds < 20
 
 
@@ -112,6 +119,18 @@ def test_a_model_that_cannot_fit_is_one_line_and_exit_2(tmp_path, data_dir, over
     assert "DOES NOT FIT" in proc.stdout or "but " in lines[0]  # the plan came first
 
 
+def test_a_sweep_point_that_cannot_fit_is_its_line_and_exit_2(tmp_path, data_dir):
+    proc, seen, _ = dry_run(
+        tmp_path, "-m", "engine.kwargs.kv_cache_memory_bytes=1000,2147483648",
+        f"benchmark.data_dir={data_dir}",
+    )  # fmt: skip
+    assert seen["code"] == 2 and seen["built"] == [] and seen["heavy"] == [], proc.stderr[-2000:]
+    lines = [x for x in proc.stderr.splitlines() if "[INFO]" not in x and "[HYDRA]" not in x]
+    assert len(lines) == 1 and lines[0].startswith("sweep point 0_"), proc.stderr
+    assert "kv_cache_memory_bytes=1000 holds fewer than one sequence" in lines[0]
+    assert proc.stdout.count("dry run of point ") == 2  # the other point printed its plan
+
+
 # -- the figures, without a subprocess ---------------------------------------------------------
 def test_kv_cache_per_token_from_the_architecture():
     cpu = sizing.Device("cpu", 1, 64 * sizing.GiB, "host RAM")
@@ -127,14 +146,17 @@ def test_kv_cache_per_token_from_the_architecture():
 
 def test_a_folder_gives_its_own_figures(tmp_path):
     """A local model folder: config.json's figures and the safetensors header's shapes."""
-    header = json.dumps({"a": {"dtype": "F32", "shape": [10, 3], "data_offsets": [0, 120]},
-                         "b": {"dtype": "F32", "shape": [5], "data_offsets": [120, 140]}})  # fmt: skip
+    header = json.dumps({
+        "a": {"dtype": "F32", "shape": [10, 3], "data_offsets": [0, 120]},
+        "b": {"dtype": "F32", "shape": [5], "data_offsets": [120, 140]},
+    })  # fmt: skip
     data = len(header).to_bytes(8, "little") + header.encode() + bytes(140)
     (tmp_path / "model.safetensors").write_bytes(data)
     (tmp_path / "config.json").write_text(json.dumps({"num_hidden_layers": 2,
         "num_attention_heads": 4, "hidden_size": 64, "torch_dtype": "float32"}))  # fmt: skip
     arch = sizing.model_arch(ModelConfig(name="tiny", path=str(tmp_path)))
-    assert (arch.params, arch.layers, arch.kv_elements, arch.dtype) == (35, 2, 2 * 4 * 16, "float32")
+    figures = (arch.params, arch.layers, arch.kv_elements, arch.dtype)
+    assert figures == (35, 2, 2 * 4 * 16, "float32")
     assert arch.source == "config.json"
 
 

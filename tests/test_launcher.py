@@ -150,3 +150,22 @@ def test_readme_try_it_runs_from_a_fresh_clone_on_this_cluster(tmp_path, data_di
     logs = sorted(sweep.glob(".submitit/*/*_log.out"))
     assert len(logs) == 2 and all(log.stat().st_size > 0 for log in logs), logs
     assert "summary.txt" in os.listdir(sweep)
+
+
+@needs_slurm
+def test_a_point_refused_inside_its_job_ends_the_sweep_with_its_line(tmp_path, data_dir):
+    """A config error found in the job (here the dry run's: a KV cache too small for one
+    sequence) comes back to the submitter as that point's line, exit 2; an exit inside the job
+    would leave submitit no result and, without accounting, the sweep waiting forever."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.run", "-m", "experiment=smoke", "method.k=2,3",
+         "launcher=slurm_local", "dry_run=true", "engine.kwargs.kv_cache_memory_bytes=1000",
+         f"benchmark.data_dir={data_dir}", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [x for x in proc.stderr.splitlines() if x.startswith("failed: point ")]
+    assert len(lines) == 2 and all(
+        "config error: smollm2-135m-instruct: engine.kwargs.kv_cache_memory_bytes=1000" in x
+        for x in lines
+    ), proc.stderr[-2000:]
