@@ -54,6 +54,7 @@ from harness.analysis.measure import AnalysisError
 from harness.analysis.mirror import mirror
 from harness.analysis.pipeline import analyze
 from harness.analysis.quality import QualityError
+from harness.config import WANDB_NO_KEY, wandb_key_known
 from harness.methods import declaring
 
 
@@ -116,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.bootstrap < 0:
         parser.error(f"--bootstrap must be >= 0 (got {args.bootstrap})")
+    if args.wandb_mode == "online" and not args.no_wandb and not wandb_key_known():
+        print(f"analysis error: {WANDB_NO_KEY.replace('logger.mode', '--wandb-mode')}",
+              file=sys.stderr)  # fmt: skip
+        return 2
     try:
         embedder = Embedder(args.embedding_model, args.cache_dir, args.device, args.long_texts)
         methods = [m for m in args.methods.split(",") if m]

@@ -213,6 +213,28 @@ def check_keys(cfg: DictConfig) -> None:
             )
 
 
+WANDB_NO_KEY = (
+    "logger.mode=online needs a W&B API key: set WANDB_API_KEY or run `wandb login` (or keep "
+    "logger.mode=offline and `wandb sync` the run later)"
+)
+
+
+def wandb_key_known(environ: dict | None = None) -> bool:
+    """A W&B key is there without asking: WANDB_API_KEY, or a netrc entry for the W&B host."""
+    import os
+    from pathlib import Path
+
+    env = os.environ if environ is None else environ
+    if env.get("WANDB_API_KEY", "").strip():
+        return True
+    host = env.get("WANDB_BASE_URL", "https://api.wandb.ai").split("//")[-1].split("/")[0]
+    netrc = Path(env.get("NETRC") or "~/.netrc").expanduser()
+    try:
+        return f"machine {host.split(':')[0]}" in netrc.read_text(errors="replace")
+    except OSError:
+        return False
+
+
 def validate(run: RunConfig) -> None:
     """The values the schema alone can check (a method's knobs are checked by the method, a
     benchmark's by the benchmark)."""
@@ -220,6 +242,8 @@ def validate(run: RunConfig) -> None:
         raise ConfigError(f"seed must be in [0, {MAX_SEED}] (got {run.seed})")
     if run.logger.mode not in LOGGER_MODES:
         raise ConfigError(f"logger.mode={run.logger.mode!r}; allowed: {', '.join(LOGGER_MODES)}")
+    if run.logger.mode == "online" and not wandb_key_known():
+        raise ConfigError(WANDB_NO_KEY)
     if run.phase not in PHASES:
         raise ConfigError(f"phase={run.phase!r}; allowed: {', '.join(PHASES)}")
     if run.phase_model is not None and run.phase != "propose":

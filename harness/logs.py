@@ -67,3 +67,24 @@ def report(text: str) -> None:
     """Print `text` and keep it in run.log (not twice on the console)."""
     print(text)
     logging.getLogger(REPORT).info("%s", text)
+
+
+class SafeFileHandler(logging.FileHandler):
+    """run.log's handler (conf/config.yaml): a record it cannot write (a full disk, a read-only
+    or vanished directory) is one line on stderr, once, instead of a traceback per record; the
+    console keeps logging."""
+
+    failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        import sys
+
+        if not self.failed:
+            self.failed = True
+            error = sys.exc_info()[1]
+            reason = getattr(error, "strerror", None) or error
+            print(
+                f"warning: {self.baseFilename} cannot be written ({reason}); logging goes on "
+                "to the console only",
+                file=sys.stderr,
+            )

@@ -162,8 +162,9 @@ def test_records_without_the_schema_fields_are_skipped_and_counted(tmp_path, cap
     (run / "records.jsonl").write_text((run / "records.jsonl").read_text() + '{"torn": \n')
     with caplog.at_level(logging.WARNING):
         results = analyze(run, FakeEmbedder(tmp_path / "cache"), METHODS, False, 0, 0)
-    assert "1 records without the fields of harness.records.Record skipped" in caplog.text
-    assert "1 unreadable lines" in caplog.text
+    assert "2 bad lines of records.jsonl skipped" in caplog.text
+    assert f"{run / 'records.jsonl'}:1: not a record" in caplog.text
+    assert "not JSON (torn or corrupted)" in caplog.text
     assert results["benchmarks"]["gsm8k"]["configurations"]["self_moa(q)"]["items"] == 3
 
 

@@ -448,6 +448,13 @@ def config_cases(root: Path, common: list[str]) -> list[Case]:
             r"engine.kwargs.seed \(engine cpu\): set by the harness",
         ),
         Case(
+            "wandb_online_without_a_key",
+            [*common, "logger.mode=online"],
+            2,
+            r"logger.mode=online needs a W&B API key: set WANDB_API_KEY or run `wandb login`",
+            env={"WANDB_API_KEY": "", "NETRC": str(special / "no-netrc")},
+        ),
+        Case(
             "sweep_with_an_invalid_point",
             ["-m", "method.k=2,0,3", f"hydra.sweep.dir={root / 'sweep_bad'}", *common],
             2,

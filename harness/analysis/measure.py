@@ -104,7 +104,9 @@ class Point:
 def find_runs(path: Path) -> list[Path]:
     """`path` itself when it is a run directory, else every run directory below it."""
     if not path.is_dir():
-        raise AnalysisError(f"{path} is not a directory")
+        raise AnalysisError(
+            f"{path}: {'no such directory' if not path.exists() else 'not a directory'}"
+        )
     if (path / "records.jsonl").exists():
         return [path]
     found = sorted(p.parent for p in path.rglob("records.jsonl") if "wandb" not in p.parts)
@@ -117,30 +119,36 @@ def find_runs(path: Path) -> list[Path]:
 
 
 def read_records(path: Path) -> list[Record]:
-    """The records of `path`/records.jsonl; torn or incomplete lines are skipped and counted.
+    """The records of `path`/records.jsonl; bad lines (torn, not UTF-8, not a JSON object,
+    without the fields of harness.records.Record) are skipped, counted and logged as file:line.
+    No readable record at all is an AnalysisError saying why.
 
     Read line by line (a paper-size study's file is over a gigabyte), each distinct question and
     proposal text held once: the configurations of an item share their proposals.
     """
-    records, torn, incomplete = [], 0, []
+    records: list[Record] = []
+    bad: list[str] = []  # "file:line: reason"
     shared: dict[str, str] = {}
-    with (path / "records.jsonl").open(encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
+    file = path / "records.jsonl"
+    with file.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if not raw.strip():
                 continue
             try:
-                data = json.loads(line)
+                data = json.loads(raw.decode("utf-8"))
                 _share_texts(data, shared)
                 records.append(Record.from_json(data))
+            except UnicodeDecodeError:
+                bad.append(f"{file}:{number}: not UTF-8")
             except json.JSONDecodeError:
-                torn += 1
-            except TypeError as e:  # a field of harness.records.Record missing
-                incomplete.append(str(e))
-    if torn:
-        log.warning("%s: %d unreadable lines in records.jsonl skipped", path, torn)
-    if incomplete:
-        log.warning("%s: %d records without the fields of harness.records.Record skipped (%s)",
-                    path, len(incomplete), incomplete[0])  # fmt: skip
+                bad.append(f"{file}:{number}: not JSON (torn or corrupted)")
+            except (TypeError, KeyError, ValueError, AttributeError) as e:
+                bad.append(f"{file}:{number}: not a record ({str(e)[:120]})")
+    if bad:
+        log.warning("%d bad lines of records.jsonl skipped: %s", len(bad), "; ".join(bad[:5]))
+    if not records:
+        why = f"{len(bad)} bad lines, the first {bad[0]}" if bad else "the file is empty"
+        raise AnalysisError(f"{file}: no readable record ({why})")
     return records
 
 
@@ -156,6 +164,11 @@ def _share_texts(data, shared: dict[str, str]) -> None:
 
 
 def load_run(path: Path) -> Run:
+    if not path.is_dir():
+        raise AnalysisError(
+            f"{path}: {'no such run directory' if not path.exists() else 'not a directory'}"
+        )
+
     def read(name: str, parse) -> dict:
         return (parse((path / name).read_text()) or {}) if (path / name).exists() else {}
 
