@@ -37,6 +37,7 @@ def test_harness_help_lists_the_commands_and_run_help_lists_config_groups(tmp_pa
     assert "method: majority_vote" in out and "paths: default" in out
     assert "Examples:" in out and "harness run -m method.k=2,4" in out  # the project's own help
     assert "_schema" not in out and "Powered by Hydra" not in out  # internal groups hidden
+    assert "dry_run=true" in out  # a sweep preset's whole study: --cfg job shows one point
     assert harness("bogus").returncode == 2
 
 
