@@ -189,12 +189,13 @@ def test_cli_impossible_value_exits_2_before_loading_a_model():
     assert "ENGINE CONSTRUCTED" not in proc.stderr
 
 
-def test_the_no_engine_guard_fires_when_a_run_constructs_an_engine(tmp_path):
+def test_the_no_engine_guard_fires_when_a_run_constructs_an_engine(tmp_path, data_dir):
     """The guard of the test above can fail: a valid run (the replay engine) is stopped by it."""
     from tests.no_engine import ENGINE_EXIT
 
     proc = run_guarded(
         "engine=replay", "benchmark.limit=1", "logger.mode=disabled",
+        f"benchmark.data_dir={data_dir}",
         f"store_dir={tmp_path / 'store'}", f"hydra.run.dir={tmp_path / 'run'}",
     )  # fmt: skip
     assert proc.returncode == ENGINE_EXIT and "ENGINE CONSTRUCTED" in proc.stderr

@@ -97,7 +97,7 @@ def test_the_run_eta_follows_the_stage_once_a_stage_has_generated():
     assert progress.stage_label() == "stage 3 of 3, run ETA 00:30 (aggregate-2 on m)"
 
 
-def test_planned_stages_are_the_stages_a_study_runs(tmp_path):
+def test_planned_stages_are_the_stages_a_study_runs(tmp_path, data_dir):
     """every_method_cpu with the replay engine: 2 proposal stages, 2 aggregation rounds."""
     import json
     import os
@@ -108,7 +108,7 @@ def test_planned_stages_are_the_stages_a_study_runs(tmp_path):
     from harness.plan import checked, compose, planned_stages
 
     root = Path(__file__).resolve().parent.parent
-    overrides = ["experiment=every_method_cpu", "engine=replay"]
+    overrides = ["experiment=every_method_cpu", "engine=replay", f"benchmark.data_dir={data_dir}"]
     proc = subprocess.run(
         [sys.executable, "-m", "harness.run", *overrides, "logger.mode=disabled",
          f"store_dir={tmp_path / 'store'}", f"hydra.run.dir={tmp_path / 'run'}"],
