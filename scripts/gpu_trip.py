@@ -391,19 +391,29 @@ def split(bundle: Path, trip: Path, size: int) -> list[Path]:
     return dirs
 
 
-def print_plan(trip: Path = TRIP) -> None:
+def plan_text(trip: Path = TRIP) -> str:
+    """The device calls for the pieces in `trip`, in order."""
     dirs = sorted(trip.glob("p[0-9][0-9]"))
     if not dirs:
         sys.exit(f"plan: no pieces in {trip}: run `pack` first")
     rel = os.path.relpath(trip, ROOT)
-    print(f"\nDevice calls, back to back (each within ~30 s of the last reply): {len(dirs)}")
+    lines = [f"Device calls, back to back (each within ~30 s of the last reply): {len(dirs)}"]
     for d in dirs[:-1]:
-        print(f'  run(command="python3 scripts/gpu_trip.py receive {rel}/{d.name}", '
-              f'carry=["{rel}/{d.name}"], timeout_s=120)')  # fmt: skip
+        lines.append(
+            f'  run(command="python3 scripts/gpu_trip.py receive {rel}/{d.name}", '
+            f'carry=["{rel}/{d.name}"], timeout_s=120)'
+        )
     last = f"{rel}/{dirs[-1].name}"
-    print(f'  run(command="python3 scripts/gpu_trip.py receive {last} && '
-          f'python3 scripts/gpu_trip.py finish", carry=["{last}"], timeout_s=600)')  # fmt: skip
-    print("Then give_back. If a call fails, repeat it: a piece already received is skipped.")
+    lines.append(
+        f'  run(command="python3 scripts/gpu_trip.py receive {last} && '
+        f'python3 scripts/gpu_trip.py finish", carry=["{last}"], timeout_s=600)'
+    )
+    lines.append("Then give_back. If a call fails, repeat it: a piece already in is skipped.")
+    return "\n".join(lines)
+
+
+def print_plan(trip: Path = TRIP) -> None:
+    print("\n" + plan_text(trip))
 
 
 def receive(args) -> None:
@@ -422,7 +432,10 @@ def receive(args) -> None:
         print(f"receive: piece {index} of {len(pieces)} already in")
         return
     if index != have + 1:
-        sys.exit(f"receive: piece {index} came before piece {have + 1}: send that one first")
+        sys.exit(
+            f"receive: piece {index} came before piece {have + 1}: send that one first (on a "
+            "fresh machine, the one before was given back: start again from the first piece)"
+        )
     data = (src / "piece").read_bytes()
     if hashlib.sha256(data).hexdigest() != pieces[index - 1]["sha256"]:
         sys.exit(f"receive: piece {index} is damaged (sha256 differs): send it again")
@@ -465,7 +478,11 @@ def finish(args) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        description=__doc__,
+        epilog=plan_text() if list(TRIP.glob("p[0-9][0-9]")) else "(no pieces yet: pack)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("probe", help="find the import-time set (python3.12 venv with torch 2.11)")
     p.add_argument("--python", default="/tmp/tripvenv/bin/python")
