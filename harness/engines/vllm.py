@@ -9,6 +9,10 @@ A conversation longer than the context is not sent: its Output is `too_long`.
 overrides it. The chosen dtype is logged and is part of the model identity in store keys, except
 float32 and "auto" (keys made before dtypes were recorded stay valid).
 
+Lifecycle (harness.engines.lifecycle): on CUDA a load first checks that the devices have room
+(else one line naming what holds the memory); `close` ends the engine for real (engine core shut
+down, its child process exited, distributed state torn down, memory trimmed) and waits until the
+memory is back near the level before the load.
 Templates (harness.engines.templates): at load the chat template is probed for a system role;
 where it has none, system text is folded into the first user turn (`Output.folded`); a template
 that raises on one conversation gives that conversation a `template_error` Output.
@@ -16,7 +20,6 @@ that raises on one conversation gives that conversation a `template_error` Outpu
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import logging
 import os
@@ -24,6 +27,7 @@ import time
 from pathlib import Path
 
 from harness.config import EngineConfig, ModelConfig
+from harness.engines import lifecycle
 from harness.engines.base import (
     TEMPLATE_ERROR,
     Completion,
@@ -143,9 +147,13 @@ class VllmEngine:
             kwargs.setdefault("revision", model.revision)
         log.info("loading %s from %s with %s", model.name, source, kwargs)
         start = time.perf_counter()
-        from vllm import LLM
+        from vllm import LLM  # imported before the level is read: the import is no model's
 
+        devices = lifecycle.cuda_devices(int(kwargs.get("tensor_parallel_size") or 1))
+        lifecycle.check_room(model.name, kwargs, source, devices)
+        self.footprint = lifecycle.Footprint.before_load(model.name, devices)
         self.llm = LLM(model=source, seed=seed, trust_remote_code=model.trust_remote_code, **kwargs)
+        self.footprint.loaded()
         self.load_s = time.perf_counter() - start
         self.model_name = model.name
         self.deterministic = True  # seeded sampling repeats exactly
@@ -254,15 +262,13 @@ class VllmEngine:
         return outputs  # type: ignore[return-value]
 
     def close(self) -> None:
-        """Release the model. vLLM cannot hold two engines in one process; free before the next."""
+        """End the model for real (see harness.engines.lifecycle) before the next one loads."""
         if not hasattr(self, "llm"):
             return
+        held = [self.llm]  # the only reference: the memory can go once `shutdown` drops it
         del self.llm, self.tokenizer
-        gc.collect()
-        try:
-            import torch
 
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:
-            pass
+        def shutdown() -> None:
+            held.pop().llm_engine.engine_core.shutdown()
+
+        self.footprint.end(shutdown)
