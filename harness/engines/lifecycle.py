@@ -28,6 +28,7 @@ import gc
 import logging
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -110,8 +111,28 @@ def malloc_trim() -> bool | None:
         return None
 
 
+# vLLM memoises tokenizers and processors per model in module-level lru caches (128 entries):
+# without clearing them every model loaded in this process keeps its tokenizer alive (measured:
+# gemma-3-270m's held 0.26 GiB of RSS after its close).
+VLLM_CACHES = (
+    ("vllm.tokenizers.registry", "cached_get_tokenizer"),
+    ("vllm.tokenizers.registry", "cached_resolve_tokenizer_args"),
+    ("vllm.transformers_utils.processor", "cached_get_processor"),
+)
+
+
+def forget_vllm_caches() -> None:
+    """Clear vLLM's per-model caches (only of modules already imported; none is imported here)."""
+    for module, name in VLLM_CACHES:
+        cached = getattr(sys.modules.get(module), name, None)
+        if hasattr(cached, "cache_clear"):
+            cached.cache_clear()
+
+
 def release_memory() -> None:
-    """Collect garbage, empty the CUDA caching allocator (if CUDA is in use), trim the heap."""
+    """Forget vLLM's per-model caches, collect garbage, empty the CUDA caching allocator (if CUDA
+    is in use), trim the heap."""
+    forget_vllm_caches()
     gc.unfreeze()  # vLLM's engine core freezes the objects of its start-up
     gc.collect()
     try:
