@@ -14,8 +14,9 @@ Record fields:
                               reason, extracted answer, score (and the judge's judgment)
     rounds                    Round per aggregation-stage generation (MoA layers, Seq windows,
                               rankings): model, mode, layer, text, tokens, finish reason
-    aggregation               the round that gave the final answer (USC: with `selection`,
-                              the aggregator's reply, and `choice`, the sample it picked)
+    aggregation               the round that gave the final answer (a selecting method: with
+                              `selection`, the aggregator's reply, and `choice`, the sample it
+                              picked)
     order                     proposal indices in the order the final prompt showed them
     events                    context-budget actions and parse failures, one string each
     final_text, answer, score, judgment, outcome ("ok", "no_answer", "prompt_too_long", ...)
@@ -85,7 +86,7 @@ class Proposal:
 @dataclass(frozen=True)
 class Round:
     model: str
-    mode: str  # what the round did: "layers", "self_moa_seq", "usc", "rank", "fuse", ...
+    mode: str  # what the round did, in the words of the method that made it
     layer: int
     text: str
     prompt_tokens: int
