@@ -168,7 +168,9 @@ def matmul_tflops(device: str, dtype: str) -> float:
 
 
 def parameter_count(folder: str) -> int:
-    """Parameters in the model folder's safetensors files (tied embeddings counted once)."""
+    """Parameters in the model folder's safetensors files (tied embeddings counted once); a
+    folder without weights (a kit loaded with load_format=dummy): of its config, on the meta
+    device."""
     from safetensors import safe_open
 
     total = 0
@@ -176,6 +178,13 @@ def parameter_count(folder: str) -> int:
         with safe_open(str(f), "pt") as st:
             for name in st.keys():
                 total += math.prod(st.get_slice(name).get_shape())
+    if total == 0:
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))
+        total = sum(p.numel() for p in model.parameters())
     return total
 
 

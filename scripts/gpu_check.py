@@ -7,8 +7,15 @@ On a lent GPU nothing of the harness's model cache exists and no hub is reachabl
 the config and tokenizer of a real architecture (SmolLM2: about 3 MB), to build random weights
 on the device (throughput only; texts are noise).
 
+With `--kits` (a folder of scripts/gpu_kits.py: config and tokenizer of real architectures, no
+weights; vLLM's `load_format="dummy"` fills them with random values) the check first runs a small
+3-model mixture study through the harness's own study path (harness.run.study): the three kits
+propose, the third (gemma's turn format, a template that refuses a system role) aggregates; it prints the memory after each load and each close (the swaps), the requests whose system text
+was folded into the user turn, and the outcomes; then the bench on the first kit.
+
 Usage:
     python scripts/gpu_check.py                                  # GPU if present, else CPU engine
+    python scripts/gpu_check.py --kits /tmp/trip/kits            # the lent GPU (gpu_trip.py)
     python scripts/gpu_check.py --device cpu --sizes 4 --k 2 --max-tokens 16   # CI (slow test)
     python scripts/gpu_check.py --device cuda --model-dir shared/smollm2 --random-init
 """
@@ -62,6 +69,103 @@ def random_model(src: Path, out: Path, dtype: str) -> Path:
     return out
 
 
+def kit_names(kits: Path) -> list[str]:
+    """The three kits' model names (conf/model names), in scripts/gpu_kits.py's order."""
+    try:
+        names = list(json.loads((kits / "kits.json").read_text())["kits"])
+    except (OSError, ValueError, KeyError) as e:
+        sys.exit(f"gpu_check: {kits} is not a kits folder (scripts/gpu_kits.py): {e}")
+    if len(names) != 3:
+        sys.exit(f"gpu_check: {kits}/kits.json names {len(names)} kits, the study needs 3")
+    return names
+
+
+def study_overrides(kits: Path, device: str, items: int, out: Path) -> tuple[list[str], list[str]]:
+    """The mixture study on the kits as Hydra overrides, and the kits' model names."""
+    names = kit_names(kits)
+    letters = dict(zip("xyz", names, strict=True))
+    rows = [f"{{name: mixed_moa, mixture: xxyyzz, aggregator: {names[2]}}}",
+            f"{{name: self_moa, model: {names[1]}, k: 2, aggregator: {names[2]}}}"]  # fmt: skip
+    overrides = [
+        f"engine={'gpu' if device == 'cuda' else 'cpu'}",
+        f"model={names[0]}",
+        "method=mixed_moa",
+        "method.max_tokens=32",
+        "method.aggregator_max_tokens=32",
+        "benchmark=gsm8k",
+        f"benchmark.limit={items}",
+        f"benchmark.data_dir={kits}",
+        "baseline=false",
+        "logger.mode=disabled",
+        f"store_dir={out / 'store'}",
+        *(f"++letters.{k}={v}" for k, v in letters.items()),
+        "configurations=[" + ",".join(rows) + "]",
+    ]
+    return overrides, names
+
+
+def run_study(args) -> None:
+    """(child process) The mixture study on the kits; writes <out>/study.json."""
+    from harness.config import ModelConfig
+    from harness.engines import lifecycle
+    from harness.plan import checked_run, compose
+    from harness.run import study
+
+    kits, out = Path(args.kits).resolve(), Path(args.out).resolve()
+    overrides, names = study_overrides(kits, args.device, args.items, out)
+    run = checked_run(compose(*overrides, *args.set), str(out / "study"))
+    for name in names:  # the kit's folder, random weights: nothing to download or prepare
+        model = run.models[name]
+        run.models[name] = ModelConfig(
+            name=name,
+            path=str(kits / name),
+            engine_kwargs={**model.engine_kwargs, "load_format": "dummy"},
+            arch=model.arch,
+        )
+    run.model = run.models[names[0]]
+    start = time.perf_counter()
+    metrics = study(run)
+    result = {
+        "study_s": time.perf_counter() - start,
+        "items": metrics.items,
+        "outcomes": {label: dict(c.outcomes) for label, c in metrics.configurations.items()},
+        "system_folded": metrics.system_folded,
+        "swaps": lifecycle.CLOSES,
+    }
+    (out / "study.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+def swap_table(swaps: list[dict]) -> str:
+    """Memory after each load and close, above the level before the first load."""
+    if not swaps:
+        return "no model closed"
+    base = swaps[0]["before_gib"]
+    lines = [f"memory ({swaps[0]['where']}), GiB above the level before the first load",
+             f"{'model':<30}{'loaded':>9}{'closed':>9}{'vs its own load':>18}"]  # fmt: skip
+    for s in swaps:
+        closed = s["before_gib"] + s["above_gib"] - base
+        lines.append(f"{s['model']:<30}{s['loaded_gib'] - base:>+9.2f}{closed:>+9.2f}"
+                     f"{s['above_gib']:>+18.2f}")  # fmt: skip
+    return "\n".join(lines)
+
+
+def mixture_check(args, device: str, out: Path) -> dict:
+    """Run the study in a child process (a crash there still lets the bench run); its figures."""
+    cmd = [sys.executable, __file__, "--study", "--kits", args.kits, "--device", device,
+           "--items", str(args.items), "--out", str(out)]  # fmt: skip
+    cmd += [x for s in args.set for x in ("--set", s)]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT)
+    if proc.returncode != 0 or not (out / "study.json").exists():
+        print(f"gpu_check: the mixture study failed (exit {proc.returncode}); the bench follows")
+        return {"study_failed": proc.returncode, "study_s": time.perf_counter() - start}
+    result = json.loads((out / "study.json").read_text())
+    print("\n" + swap_table(result["swaps"]))
+    print(f"outcomes {result['outcomes']}, system text folded into the user turn: "
+          f"{result['system_folded']} requests")  # fmt: skip
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
@@ -78,10 +182,16 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="config override for the bench")
     ap.add_argument("--data-dir", default=str(ROOT.parent / "shared/data"))
     ap.add_argument("--out", default="runs/gpu_check")
+    ap.add_argument("--kits", help="a kits folder: the 3-model mixture study first, then the bench")
+    ap.add_argument("--items", type=int, default=8, help="GSM8K items of the mixture study")
+    ap.add_argument("--study", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     device = device_of(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.study:
+        args.device = device
+        return run_study(args)
     check: dict = {"device": device, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     if device == "cuda":
         import torch
@@ -94,8 +204,13 @@ def main() -> None:
     except ImportError as e:
         sys.exit(f"gpu_check: vLLM is not importable here ({e}); see ../shared/docs/gpu.md")
 
-    model_dir = args.model_dir
-    if args.random_init:
+    model_dir, model, data_dir, sets = args.model_dir, args.model, args.data_dir, list(args.set)
+    if args.kits:
+        check |= mixture_check(args, device, out)
+        model = kit_names(Path(args.kits))[0]
+        model_dir, data_dir = str(Path(args.kits) / model), args.kits
+        sets.append("++engine.kwargs.load_format=dummy")
+    elif args.random_init:
         if not model_dir:
             sys.exit("gpu_check: --random-init needs --model-dir (a config and tokenizer)")
         dtype = "bfloat16" if device == "cuda" else "float32"
@@ -105,16 +220,16 @@ def main() -> None:
         sys.executable,
         str(ROOT / "scripts/bench.py"),
         "--engine", "gpu" if device == "cuda" else "cpu",
-        "--model", args.model,
+        "--model", model,
         "--sizes", args.sizes,
         "--k", str(args.k),
         "--max-tokens", str(args.max_tokens),
-        "--data-dir", args.data_dir,
+        "--data-dir", data_dir,
         "--out", str(out / "bench.json"),
     ]  # fmt: skip
     if model_dir:
         cmd += ["--model-path", model_dir]
-    for s in args.set:
+    for s in sets:
         cmd += ["--set", s]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT)

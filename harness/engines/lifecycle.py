@@ -273,6 +273,9 @@ def check_room(
 # ---------------------------------------------------------------- one engine's footprint ----
 
 
+CLOSES: list[dict] = []  # every close in this process, in order (scripts/gpu_check.py prints them)
+
+
 @dataclass
 class Footprint:
     """The memory level before a model loaded, and the processes its engine started."""
@@ -284,6 +287,7 @@ class Footprint:
     children: set[int] = field(default_factory=set)
     read: Callable[[], int] | None = None  # the level's reader (tests); None: as `level` says
     exit_s: float = CHILD_EXIT_S  # how long its processes have to exit after the shutdown
+    at_load: int = 0  # the level once loaded
 
     @classmethod
     def before_load(cls, model: str, devices: list[int]) -> Footprint:
@@ -302,6 +306,7 @@ class Footprint:
     def loaded(self) -> None:
         """Note the processes the engine started (its engine core, with multiprocessing on)."""
         self.children = child_pids() - self.children_before
+        self.at_load = self.level()
 
     def end(self, shutdown: Callable[[], None], wait_s: float = WAIT_S) -> float:
         """End the engine for real and wait for its memory; returns GiB still above `before`."""
@@ -334,4 +339,8 @@ class Footprint:
         else:
             log.info("%s closed: %s back to %+.2f GiB of the level before it loaded",
                      self.model, where, above)  # fmt: skip
+        CLOSES.append(
+            {"model": self.model, "where": where, "before_gib": self.before / GiB,
+             "loaded_gib": self.at_load / GiB, "above_gib": above}
+        )  # fmt: skip
         return above
