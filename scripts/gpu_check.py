@@ -10,8 +10,9 @@ on the device (throughput only; texts are noise).
 With `--kits` (a folder of scripts/gpu_kits.py: config and tokenizer of real architectures, no
 weights; vLLM's `load_format="dummy"` fills them with random values) the check first runs a small
 3-model mixture study through the harness's own study path (harness.run.study): the three kits
-propose, the third (gemma's turn format, a template that refuses a system role) aggregates; it prints the memory after each load and each close (the swaps), the requests whose system text
-was folded into the user turn, and the outcomes; then the bench on the first kit.
+propose, the third (gemma's turn format, a template that refuses a system role) aggregates; it
+prints the memory after each load and each close (the swaps), the requests whose system text was
+folded into the user turn, and the outcomes; then the bench on the first kit.
 
 Usage:
     python scripts/gpu_check.py                                  # GPU if present, else CPU engine
