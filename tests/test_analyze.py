@@ -292,14 +292,17 @@ class WordTokenizer:
         self.vocab: dict[str, int] = {}
         self.words: list[str] = []
 
-    def __call__(self, text, add_special_tokens=False):
-        ids = []
-        for w in text.split():
-            if w not in self.vocab:
-                self.vocab[w] = len(self.words)
-                self.words.append(w)
-            ids.append(self.vocab[w])
-        return {"input_ids": ids}
+    def __call__(self, texts, add_special_tokens=False):  # a batch, as the real tokenizer takes
+        batch = []
+        for text in texts:
+            ids = []
+            for w in text.split():
+                if w not in self.vocab:
+                    self.vocab[w] = len(self.words)
+                    self.words.append(w)
+                ids.append(self.vocab[w])
+            batch.append(ids)
+        return {"input_ids": batch}
 
     def decode(self, ids):
         return " ".join(self.words[i] for i in ids)

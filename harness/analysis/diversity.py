@@ -154,19 +154,24 @@ class Embedder:
             self._model = self._load()
         return self._model
 
-    def windows(self, text: str) -> list[tuple[str, int]] | None:
-        """(chunk text, tokens) of a text longer than the model's window; None if it fits (or
-        the model has no tokenizer to tell)."""
+    def windows(self, texts: list[str], batch: int = 1024) -> list[list[tuple[str, int]] | None]:
+        """Per text: (chunk text, tokens) of its windows when it is longer than the model's
+        window; None if it fits (or the model has no tokenizer to tell). Tokenized in batches
+        (one call per `batch` texts: the fast tokenizer works through a batch in parallel)."""
         model = self.model_()
         tokenizer, limit = getattr(model, "tokenizer", None), getattr(model, "max_seq_length", 0)
         if tokenizer is None or not limit:
-            return None
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+            return [None] * len(texts)
         size = max(1, limit - WINDOW_MARGIN)  # room for [CLS]/[SEP] and re-tokenization drift
-        if len(ids) <= size:
-            return None
-        return [(tokenizer.decode(ids[i : i + size]), len(ids[i : i + size]))
-                for i in range(0, len(ids), size)]  # fmt: skip
+        out: list[list[tuple[str, int]] | None] = []
+        for start in range(0, len(texts), batch):
+            encoded = tokenizer(texts[start : start + batch], add_special_tokens=False)
+            for ids in encoded["input_ids"]:
+                out.append(None if len(ids) <= size else [
+                    (tokenizer.decode(ids[i : i + size]), len(ids[i : i + size]))
+                    for i in range(0, len(ids), size)
+                ])  # fmt: skip
+        return out
 
     def encode(self, texts: list[str]) -> np.ndarray:
         vectors = self.model_().encode(texts, batch_size=32, show_progress_bar=len(texts) > 256)
@@ -190,8 +195,9 @@ class Embedder:
         if not missing:
             return {t: self.cache.vectors[k] for t, k in keys.items()}
         whole, parts = [], {}
-        for t in missing:
-            chunks = self.windows(t) if variant else None
+        for t, chunks in zip(
+            missing, self.windows(missing) if variant else [None] * len(missing), strict=True
+        ):
             if chunks:
                 parts[t] = chunks
                 keys[t] = self.cache.key(t, variant)
