@@ -3,7 +3,8 @@
 tests/data/extraction/<benchmark>.jsonl holds responses, mostly real greedy outputs of our CPU
 models (records of 50-item runs; the question is referenced by `item_id`; GSM8K also 60 of
 Qwen2.5-Coder-0.5B, 15 of them correct, each graded by reading it whole; MMLU 30 of its terse
-"Answer: C" lines, 8 correct), plus written ones for the forms the issue names. Each has the gold answer, the verdict a careful human grader gives
+"Answer: C" lines, 8 correct), plus written ones for the forms the issue names. Each has the
+gold answer, the verdict a careful human grader gives
 (`correct`), and `ambiguous` where graders could disagree (e.g. SmolLM2's "A. <text of option
 C>"). Every unambiguous verdict must be reproduced.
 """

@@ -172,7 +172,8 @@ def test_table3_presets_carry_the_published_table_and_the_twin_does_not_compare(
     assert run.paper["table4"]["rows"]["CRUX"] == {"alpha": 4.548, "beta": 1.421, "se": 0.459,
                                                    "r2": 0.685, "n": "about 70"}  # fmt: skip
     assert {c: r["centered1"] for c, r in run.paper["table5"]["rows"].items()} == {
-        c: r["r2"] for c, r in run.paper["table4"]["rows"].items()}  # K = 1: Table 4's R^2
+        c: r["r2"] for c, r in run.paper["table4"]["rows"].items()
+    }  # K = 1: Table 4's R^2
     assert twin.paper["table3"]["benchmarks"] == {"MMLU": "mmlu", "CRUX": "gsm8k",
                                                   "MATH": "math500"}  # fmt: skip
 

@@ -12,7 +12,6 @@ import pytest
 import yaml
 from test_analyze import FakeEmbedder
 
-from harness.analysis.measure import Run
 from harness.analysis.paper_fits import fit_tables, section
 from harness.analysis.pipeline import analyze
 from harness.analysis.regression import fit, with_bootstrap
@@ -54,7 +53,9 @@ def write_run(run: Path, bench: str, letters: dict, paper: dict, rows: list[tupl
             ]  # fmt: skip
             mode = how[0] if how else "usc" if selects else "layers"
             rounds = [round_(letters[agg], mode, n + 2, "1" if selects else None)
-                      for n in range(layers - 1)] if proposers else [round_(letters[agg], "", 1)]  # fmt: skip
+                      for n in range(layers - 1)]  # fmt: skip
+            if not proposers:
+                rounds = [round_(letters[agg], "", 1)]
             records.append({
                 "configuration": label, "method": method, "item_id": f"{bench}-{i}", "turn": 1,
                 "question": "?", "reference": "1", "proposals": proposals, "rounds": rounds,
@@ -137,7 +138,8 @@ def test_alpaca_rows_by_label_and_claims_on_taskbest_3_layers_and_usc(tmp_path):
     assert not any(r.get("verdicts") for r in t["rows"])  # other models: shown, not judged
     claims = [(round(c["ours"], 2), c["verdict"]) for c in t["claims"]]
     assert claims == [(8.0, "matches"), (-2.0, "contradicts"), (6.0, "matches")]
-    assert "The published numbers are shown beside ours but not judged" in (run / "report.md").read_text()
+    report = (run / "report.md").read_text()
+    assert "The published numbers are shown beside ours but not judged" in report
 
 
 def test_seq_with_a_second_model_gets_its_claims(tmp_path):

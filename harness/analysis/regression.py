@@ -7,7 +7,8 @@ squares with `statsmodels`. The confidence of alpha - beta comes from a bootstra
 the items are resampled with replacement (the same draw for every configuration), q, d and t
 are recomputed as means over the drawn items (unscored items, NaN, left out), re-standardized
 and refitted; the same draws give alpha's, beta's and R^2's intervals (set beside the paper's
-Table 4 and 5 by harness.analysis.paper_fits). This refit bootstrap stays hand-written: scipy.stats.bootstrap needs a statistic
+Table 4 and 5 by harness.analysis.paper_fits). This refit bootstrap stays hand-written:
+scipy.stats.bootstrap needs a statistic
 defined on every resample, while a resample here can make q or d constant (the fit is then
 undefined); those draws are skipped and counted instead of turning the interval into NaN.
 """
