@@ -235,7 +235,8 @@ def main() -> None:
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT)
     check["bench_s"] = time.perf_counter() - start
-    if proc.returncode != 0:
+    if proc.returncode != 0:  # what the study measured is kept
+        (out / "check.json").write_text(json.dumps(check | {"bench_failed": proc.returncode}))
         sys.exit(f"gpu_check: the bench failed (exit {proc.returncode})")
     f = json.loads((out / "bench.json").read_text())
     e, d = f["e"], f["d"]
@@ -258,6 +259,8 @@ def main() -> None:
     }
     (out / "check.json").write_text(json.dumps(check, indent=2) + "\n")
     print(f"\ngpu_check on {device}: " + json.dumps(check, indent=2))
+    if "study_failed" in check:
+        sys.exit("gpu_check: the mixture study failed (its output is above); the bench passed")
 
 
 if __name__ == "__main__":
