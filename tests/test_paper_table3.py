@@ -65,7 +65,9 @@ def item_scores(value: float, row: int) -> np.ndarray:
     return scores
 
 
-def write_study(sweep: Path, rows=ROWS) -> Path:
+def write_study(sweep: Path, rows=ROWS, single_as_recorded: bool = False) -> Path:
+    """`single_as_recorded`: the greedy rows as a run records them (one proposal, the model's
+    greedy answer, no round), not as rows without proposals."""
     for n, (column, bench) in enumerate(BENCHES.items()):
         records = []
         for r, (label, method, proposers, agg, *values) in enumerate(rows):
@@ -77,15 +79,17 @@ def write_study(sweep: Path, rows=ROWS) -> Path:
                      "text": f"{letter} says {i % 3} {j % 2}", "prompt_tokens": 10,
                      "generated_tokens": 20, "finish_reason": "stop", "answer": str(i % 3),
                      "score": float(score)}
-                    for j, letter in enumerate(proposers)
+                    for j, letter in enumerate(proposers or (agg if single_as_recorded else ""))
                 ]  # fmt: skip
                 final = generation(
                     LETTERS[agg], f"final {label} {i}", "layers" if proposers else ""
                 )
+                rounds = [] if single_as_recorded and not proposers else [final]
                 records.append({
                     "configuration": label, "method": method, "item_id": f"{bench}-{i}",
                     "turn": 1, "question": "?", "reference": "1", "proposals": proposals,
-                    "rounds": [final], "aggregation": final, "order": list(range(len(proposals))),
+                    "rounds": rounds, "aggregation": rounds[0] if rounds else None,
+                    "order": list(range(len(proposals))),
                     "events": [], "final_text": final["text"], "answer": "1",
                     "score": float(score), "judgment": None, "outcome": "ok", "error": None,
                     "calls": len(proposals) + 1, "prompt_tokens": 100,
@@ -199,3 +203,14 @@ def test_verdicts_on_intervals():
     assert claim_verdict(-0.2, (-0.9, 0.5), "no_worse") == "inconclusive"
     assert claim_verdict(-1.0, (-2.0, -0.5), "no_worse") == "contradicts"
     assert claim_verdict(float("nan"), (0, 0), "no_worse") == "not measured"
+
+
+def test_taskbest_reads_the_greedy_rows_as_runs_record_them(tmp_path):
+    """A run records `single` as one greedy proposal and no round: TaskBest is still the model
+    whose greedy answer scores highest, here m on MMLU (its proposals elsewhere score lower than
+    i's, so a choice by proposal quality would say i)."""
+    rows = [("single(m)", "single", "", "m", 70.0, 27.88, 69.57) if r[0] == "single(m)" else r
+            for r in ROWS]  # fmt: skip
+    sweep = write_study(tmp_path / "sweep", rows, single_as_recorded=True)
+    results = analyze(sweep, FakeEmbedder(tmp_path / "cache"), [], False, draws=50, seed=0)
+    assert results["table3"]["taskbest"] == dict(zip(BENCHES.values(), "mdm", strict=True))

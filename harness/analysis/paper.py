@@ -121,15 +121,28 @@ def group_of(p: Point) -> str:
     return {"none": "alone", "mixed": "mixture", "self": "one model"}.get(p.kind, p.kind)
 
 
+def alone_model(layout: Layout, p: Point) -> str | None:
+    """The model of a row that is one model's answer alone: a row without proposals, or the
+    greedy baseline (`single`: one sample of one model, nothing aggregated); else None."""
+    if not layout.one_shot(p):
+        return None
+    if p.kind == "none":
+        return p.aggregator
+    if p.aggregator is None and len(p.models) == 1 and p.k == 1:
+        return p.models[0]
+    return None
+
+
 def taskbest_models(layout: Layout, labels: list[str]) -> dict[str, str]:
     """Per benchmark, the best model: its greedy answer alone scores highest (else its
     proposals do)."""
     out = {}
     for b in layout.benches:
         points = [layout.points[(b, label)] for label in labels if (b, label) in layout.points]
-        alone = [p for p in points if p.kind == "none" and p.aggregator and layout.one_shot(p)]
+        alone = {p.label: m for p in points if (m := alone_model(layout, p))}
         if alone:
-            out[b] = max(alone, key=lambda p: p.mean("t")).aggregator
+            best = max((p for p in points if p.label in alone), key=lambda p: p.mean("t"))
+            out[b] = alone[best.label]
             continue
         quality: dict[str, list[float]] = {}
         for p in points:
