@@ -151,3 +151,37 @@ def test_each_device_preset_keeps_the_engine_core_where_its_memory_comes_back():
 
     assert load_engine_config("cpu").env["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
     assert load_engine_config("gpu").env["VLLM_ENABLE_V1_MULTIPROCESSING"] == "1"
+
+
+def test_a_closed_engines_tokenizer_pool_lets_its_copies_go():
+    """vLLM's thread-safe wrapper keeps deep copies of the tokenizer in closures of a class made
+    for it; while anything holds that class (here: `kept`, as a cache keyed by type would), the
+    copies stay unless `empty_tokenizer_pool` drops them."""
+    import gc
+
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+    from vllm.tokenizers.hf import maybe_make_thread_pool
+
+    def alive() -> int:
+        gc.collect()
+        return sum(type(o) is PreTrainedTokenizerFast for o in gc.get_objects())
+
+    before = alive()
+    def tokenizer() -> PreTrainedTokenizerFast:
+        vocab = {"a": 0, "b": 1, "[UNK]": 2}
+        return PreTrainedTokenizerFast(
+            tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+        )
+
+    tok = tokenizer()
+    maybe_make_thread_pool(tok, 2)
+    assert tok.convert_tokens_to_ids("b") == 1  # served by a copy from the pool
+    kept = type(tok)
+    assert alive() - before == 3  # the original's shallow copy and two deep copies
+    assert lifecycle.empty_tokenizer_pool(tok) == 3
+    del tok
+    assert alive() == before, kept
+    plain = tokenizer()
+    assert lifecycle.empty_tokenizer_pool(plain) == 0  # not wrapped: untouched
+    assert plain.convert_tokens_to_ids("b") == 1

@@ -125,7 +125,7 @@ def engine_kwargs(model: ModelConfig, engine: EngineConfig) -> dict:
         kwargs["dtype"] = resolve_dtype(kwargs)
     if kwargs.get("enforce_eager") == AUTO:
         kwargs["enforce_eager"], why = compile_choice(engine, None)
-        log.info("%s: enforce_eager auto -> %s (%s)", model.name, kwargs["enforce_eager"], why)
+        log.debug("%s: enforce_eager auto -> %s (%s)", model.name, kwargs["enforce_eager"], why)
     return kwargs
 
 
@@ -266,6 +266,7 @@ class VllmEngine:
         if not hasattr(self, "llm"):
             return
         held = [self.llm]  # the only reference: the memory can go once `shutdown` drops it
+        lifecycle.empty_tokenizer_pool(self.tokenizer)
         del self.llm, self.tokenizer
 
         def shutdown() -> None:
