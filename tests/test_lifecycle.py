@@ -168,6 +168,7 @@ def test_a_closed_engines_tokenizer_pool_lets_its_copies_go():
         return sum(type(o) is PreTrainedTokenizerFast for o in gc.get_objects())
 
     before = alive()
+
     def tokenizer() -> PreTrainedTokenizerFast:
         vocab = {"a": 0, "b": 1, "[UNK]": 2}
         return PreTrainedTokenizerFast(
