@@ -4,15 +4,13 @@ role completes with the fold counted.
 
 Mixed-MoA over SmolLM2, Qwen2.5-Coder-0.5B and gemma-3-270m (one sample each), aggregated by
 SmolLM2 under conf/templates/no_system_role.jinja (refuses a system role like gemma-2's): four
-loads and four closes. What is asserted of the RSS of this process and its children:
-- every close gives back at least 3/4 of what its model added (weights, KV cache, tokenizer);
-- loading again a model already seen (the aggregator has SmolLM2's weights) and closing it leaves
-  the level within 0.5 GiB of where it found it: swaps do not accumulate memory.
-Not asserted: a return to the level before the FIRST load. In one CPU process each new model
-architecture leaves a one-time cost (its modules, kernels, allocator arenas): measured on this
-machine +0.44 / +0.80 / +1.61 / +1.63 GiB after the four closes, the last reload adding 0.02
-(scripts/swap_memory.py prints the same figures for both engine-core settings; on a GPU node the
-gpu preset's engine core is a child process, whose exit frees the device memory).
+loads and four closes. Asserted of the RSS of this process and its children: after every close
+it is back within RETURN_SLACK_GIB (0.5 GiB) of the level before the first load (taken after
+`import vllm`: the library's own memory is no model's). scripts/swap_memory.py measured, for the
+cycle SmolLM2 -> Qwen -> gemma -> SmolLM2 on this machine: +0.38/+0.41/+0.44/+0.44 GiB after the
+closes with the engine core in-process (the cpu preset), +0.32/+0.34/+0.37/+0.37 as a child
+process. Before the close emptied vLLM's tokenizer pool (lifecycle.empty_tokenizer_pool) each new
+architecture left a one-time cost (+1.6 GiB after gemma-3).
 """
 
 import pytest
@@ -77,14 +75,11 @@ def study(tmp_path_factory):
     return records, metrics, closes, templates
 
 
-def test_every_close_gives_back_its_model_and_swaps_do_not_accumulate(study):
+def test_every_close_returns_to_the_level_before_the_first_load(study):
     _, _, closes, _ = study
     assert [name for name, *_ in closes] == [*CPU_MODELS, AGGREGATOR]
-    assert all(
-        loaded - closed >= 0.75 * (loaded - before) for _, before, loaded, closed in closes
-    ), closes
-    _, before, _, closed = closes[-1]  # SmolLM2's weights again
-    assert closed - before <= RETURN_SLACK_GIB, closes
+    assert all(closed <= RETURN_SLACK_GIB for *_, closed in closes), closes
+    assert all(loaded - closed >= 0.75 * (loaded - before) for _, before, loaded, closed in closes)
 
 
 def test_the_cpu_models_templates_take_a_system_message_and_the_override_refuses_it(study):
