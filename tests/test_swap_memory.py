@@ -79,7 +79,9 @@ def test_every_close_returns_to_the_level_before_the_first_load(study):
     _, _, closes, _ = study
     assert [name for name, *_ in closes] == [*CPU_MODELS, AGGREGATOR]
     assert all(closed <= RETURN_SLACK_GIB for *_, closed in closes), closes
-    assert all(loaded - closed >= 0.75 * (loaded - before) for _, before, loaded, closed in closes)
+    assert all(
+        loaded - closed >= 0.75 * (loaded - before) for _, before, loaded, closed in closes
+    ), closes
 
 
 def test_the_cpu_models_templates_take_a_system_message_and_the_override_refuses_it(study):
