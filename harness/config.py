@@ -50,8 +50,10 @@ class ModelConfig:
 class EngineConfig:
     name: str = MISSING
     kind: str = "vllm"  # which engine module loads models (harness.engines.REGISTRY)
-    # rough batched decode rate, only for the planned-time line printed before a study
+    # rough batched decode and prompt (prefill) rates, only for the time the plan and the dry
+    # run print; 0: not counted
     tokens_per_s_hint: float = 0.0
+    prompt_tokens_per_s_hint: float = 0.0
     env: dict[str, str] = field(default_factory=dict)  # set before vLLM is imported
     kwargs: dict[str, Any] = field(default_factory=dict)  # passed straight to vllm.LLM
     # the dry run's device where no GPU is visible (a login node): one GPU's memory and the GPUs

@@ -5,9 +5,10 @@
 
 A block gives the configurations; per model its parameters, dtype, engine, tensor parallel size,
 generations (proposals, aggregations, judgements), tokens (prompt and generated) and hours at its
-engine's `tokens_per_s_hint`; the stages; and per model the memory it needs (harness.sizing:
-weights, overhead, KV cache of one max_model_len sequence and of the planned batch) against the
-device. A model that cannot fit ends the run with one line (exit 2).
+engine's `tokens_per_s_hint` (generated) and `prompt_tokens_per_s_hint` (prompt); the stages;
+and per model the memory it needs (harness.sizing: weights, overhead, KV cache of one
+max_model_len sequence and of the planned batch) against the device. A model that cannot fit
+ends the run with one line (exit 2).
 
 Counts are upper bounds before the store serves anything: every generation at its token cap.
 Prompt tokens are estimated at CHARS_PER_TOKEN characters a token: a proposal's prompt is the
@@ -183,8 +184,12 @@ def block(
     rows, found, problems, seconds = [], needs(run, plans), {}, []
     for name, p in plans.items():
         model, engine = run.models[name], engine_config(run.models[name], run.engine)
-        rate = engine.tokens_per_s_hint
-        seconds.append(p.generated_tokens / rate if rate > 0 else None)
+        rate, prefill = engine.tokens_per_s_hint, engine.prompt_tokens_per_s_hint
+        seconds.append(
+            p.generated_tokens / rate + (p.prompt_tokens / prefill if prefill > 0 else 0)
+            if rate > 0
+            else None
+        )
         need = found[name]
         sized = isinstance(need, Need)
         params = need.arch.params if sized else None
@@ -214,12 +219,14 @@ def block(
     stages = [f"{kind} on {name}" for name, p in plans.items() for kind in p.stages]
     order = sorted(stages, key=lambda s: ("propose", "aggregate", "judge").index(s.split()[0]))
     lines.append(f"stages (one batched engine call each, at least): {'; '.join(order)}")
-    rates = {e.name: e.tokens_per_s_hint for e in map(engine_config, run.models.values(),
-             [run.engine] * len(run.models))}  # fmt: skip
+    engines = {e.name: e for e in map(engine_config, run.models.values(),
+               [run.engine] * len(run.models))}  # fmt: skip
     lines.append(
         "hours: generated tokens at each engine's tokens_per_s_hint ("
-        + ", ".join(f"{name} {rate:g}/s" for name, rate in rates.items())
-        + "), every generation at its token cap and nothing yet in the store"
+        + ", ".join(f"{e.name} {e.tokens_per_s_hint:g}/s" for e in engines.values())
+        + ") plus prompt tokens at its prompt_tokens_per_s_hint ("
+        + ", ".join(f"{e.name} {e.prompt_tokens_per_s_hint:g}/s" for e in engines.values())
+        + "; 0: not counted), every generation at its token cap and nothing yet in the store"
     )
     lines += memory_lines(found, problems)
     return "\n".join(lines), list(problems.values())

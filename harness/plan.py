@@ -281,5 +281,8 @@ def plan_line(run: RunConfig, confs: list[Configuration], items: int, turns: int
     )
     if run.engine.tokens_per_s_hint > 0:
         minutes = planned["tokens"] / run.engine.tokens_per_s_hint / 60
-        line += f"; at most ~{minutes:.0f} min at {run.engine.tokens_per_s_hint:g} tokens/s"
+        line += (
+            f"; ~{minutes:.0f} min of decoding at {run.engine.tokens_per_s_hint:g} tokens/s "
+            "(prompts not counted: `dry_run=true` adds them)"
+        )
     return line

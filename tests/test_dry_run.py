@@ -17,7 +17,7 @@ import pytest
 
 from harness import sizing
 from harness.config import ModelConfig, load_model_config
-from harness.dryrun import model_plans, prompt_tokens
+from harness.dryrun import block, duration, model_plans, prompt_tokens
 from harness.plan import checked, compose, load_items, planned_generations
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,7 +77,10 @@ def test_paper_table3_prints_each_benchmark_in_seconds_with_no_engine(tmp_path):
         assert [r[1:5] for r in rows[:1]] == [["gpu", params, "bfloat16", "1"]]
     assert "memory per GPU: a 80.0 GiB GPU (engine.device_memory_gib" in out or "torch.cuda" in out
     assert out.count("stages (one batched engine call each, at least): propose on") == 3
-    assert "hours: generated tokens at each engine's tokens_per_s_hint (gpu 3000/s)" in out
+    assert (
+        "hours: generated tokens at each engine's tokens_per_s_hint (gpu 3000/s) plus prompt "
+        "tokens at its prompt_tokens_per_s_hint (gpu 20000/s;" in out
+    )
     assert "DOES NOT FIT" not in out and not (tmp_path / "sweep" / "summary.txt").exists()
     assert seconds < 20
 
@@ -184,3 +187,24 @@ def test_per_model_counts_add_up_to_the_plan(data_dir):
     assert sum(p.aggregations for p in plans.values()) == total["aggregations"]
     assert sum(p.generated_tokens for p in plans.values()) == total["tokens"]
     assert len(plans) >= 2 and all(p.batch > 0 and p.seq_tokens > 0 for p in plans.values())
+
+
+def test_hours_add_the_prompt_tokens_at_the_prefill_hint(data_dir):
+    """Aggregations read every proposal: on the CPU twin most of their time is prefill, so the
+    hours are generated tokens at tokens_per_s_hint plus prompt tokens at the prompt hint."""
+    run, confs = checked(compose("experiment=mixtures_cpu", f"benchmark.data_dir={data_dir}"))
+    bench, items = load_items(run, check=False)
+    plans = model_plans(run, confs, len(items), bench.turns, prompt_tokens(bench, items))
+    generated = sum(p.generated_tokens for p in plans.values())
+    prompts = sum(p.prompt_tokens for p in plans.values())
+
+    def hours(prefill: float) -> str:
+        run.engine.prompt_tokens_per_s_hint = prefill
+        text, _ = block(run, confs, bench, items)
+        (total,) = [x.split() for x in text.splitlines() if x.split()[:1] == ["total"]]
+        return " ".join(total[-2:])
+
+    rate = run.engine.tokens_per_s_hint
+    assert run.engine.name == "cpu" and rate > 0 and prompts > generated > 0
+    assert hours(0) == duration(generated / rate)  # 0: prompts not counted
+    assert hours(180) == duration(generated / rate + prompts / 180) != hours(0)
