@@ -20,6 +20,7 @@ import pytest
 from harness.cluster import explain_refusal, sbatch_text
 from harness.config import CONF_DIR
 from harness.models import cache_dir
+from harness.tracking import run_id
 from tests.conftest import NEEDS_SLURM
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,6 +128,10 @@ def readme_try_it() -> str:
 
 @needs_slurm
 def test_readme_try_it_runs_from_a_fresh_clone_on_this_cluster(tmp_path, data_dir):
+    """The README's sweep (two points of experiment=smoke, k=2 and k=3) from a fresh clone, its
+    two SLURM jobs at once: one pool of proposals (sample j of an item generated once for both
+    points, even concurrently), each point one W&B run of the sweep's group, the job logs where
+    the README says."""
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     command = readme_try_it().split()[1:]  # after `python`
@@ -134,18 +139,30 @@ def test_readme_try_it_runs_from_a_fresh_clone_on_this_cluster(tmp_path, data_di
     start = time.time()
     proc = subprocess.run(
         [sys.executable, *command, f"benchmark.data_dir={data_dir}", f"store_dir={store}",
-         f"hydra.sweep.dir={sweep}", "logger.mode=disabled"],
+         f"hydra.sweep.dir={sweep}", "logger.mode=offline"],
         cwd=clone, capture_output=True, text=True, timeout=900,
         env=os.environ | {"PYTHONPATH": str(clone), "HARNESS_CACHE_DIR": str(cache_dir())},
     )  # fmt: skip
     print(f"README try-it sweep from a fresh clone: {time.time() - start:.0f} s")
     assert proc.returncode == 0, proc.stderr[-3000:]
     points = sorted(p.parent for p in sweep.glob("*/metrics.json"))
+    # named by number and swept overrides, e.g. 0_method.k=2
     assert [p.name.split("_")[0] for p in points] == ["0", "1"]
-    for p in points:
-        assert "self_moa(k=" in " ".join(json.loads((p / "metrics.json").read_text())
-                                         ["configurations"])  # fmt: skip
-        assert (p / "run.log").is_file()
+    assert all("method.k=" in p.name for p in points)
+    metrics = [json.loads((p / "metrics.json").read_text()) for p in points]
+    assert [sorted(m["configurations"]) for m in metrics] == [
+        ["self_moa(k=2)", "single"], ["self_moa(k=3)", "single"]]  # fmt: skip
+    assert all((p / "run.log").is_file() for p in points)
+    # each proposal stored once and made once over both points
+    stored = [json.loads(line) for f in sorted(store.glob("*.jsonl")) for line in f.open()]
+    proposals = [r["key"] for r in stored if r["stage"] == "propose"]
+    assert len(proposals) == len(set(proposals)) > 0
+    made = sum(s["made"] for m in metrics for s in m["stages"] if s["stage"] == "propose")
+    assert made == len(proposals)
+    for p in points:  # one offline W&B run per point, in the sweep's group
+        (wandb_run,) = (p / "wandb").glob("offline-run-*/run-*.wandb")
+        assert wandb_run.name == f"run-{run_id(str(p))}.wandb"
+        assert f"sweep-{sweep.parent.name}_{sweep.name}".encode() in wandb_run.read_bytes()
     # each point's job log, where the README says: <sweep dir>/.submitit/<job id>/
     logs = sorted(sweep.glob(".submitit/*/*_log.out"))
     assert len(logs) == 2 and all(log.stat().st_size > 0 for log in logs), logs

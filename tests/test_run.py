@@ -2,10 +2,8 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -134,35 +132,3 @@ def test_rerun_regenerates_nothing_and_loads_no_model(finished_run, data, tmp_pa
     proc = run(sys.executable, str(ROOT / "tests" / "no_engine.py"), *overrides)
     assert "found 15 generations, made 0" in proc.stdout
     assert comparable(records_of(tmp_path / "again")) == comparable(records_of(run_dir))
-
-
-def test_sigkill_after_proposals_then_rerun_finishes_with_same_results(
-    finished_run, data, tmp_path
-):
-    """Kill -9 once the proposal stage is stored (during aggregation or scoring), run again."""
-    run_dir, _, _ = finished_run
-    store = tmp_path / "store"
-    proc = subprocess.Popen(
-        command(data, tmp_path / "killed", store, "logger.mode=disabled"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 600
-    while time.time() < deadline and proc.poll() is None:
-        lines = sum(len(p.read_text().splitlines()) for p in store.glob("*.jsonl"))
-        if lines >= 12:  # 3 greedy + 9 sampled proposals are durable
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.05)
-    assert proc.wait() == -signal.SIGKILL, "the run ended before it could be killed"
-    resumed = run(*command(data, tmp_path / "resumed", store, "logger.mode=disabled"))
-    assert "found 12 generations, made 3" in resumed.stdout or "found 15" in resumed.stdout
-    assert comparable(records_of(tmp_path / "resumed")) == comparable(records_of(run_dir))
-    metrics = [
-        json.loads((d / "metrics.json").read_text())["configurations"]
-        for d in (run_dir, tmp_path / "resumed")
-    ]
-    keys = ("gsm8k/acc", "gsm8k/proposal_acc", "cost/calls", "cost/generated_tokens")
-    assert [{c: [m[c][k] for k in keys] for c in m} for m in metrics[:1]] == [
-        {c: [m[c][k] for k in keys] for c in m} for m in metrics[1:]
-    ]

@@ -1,6 +1,7 @@
 """Against a real SLURM scheduler (scripts/slurm_start.sh, run by .ci/run): the batch script,
-a requeue in the middle of a study, a sweep through hydra-submitit-launcher, the USR1
-self-requeue near the time limit and slurm/two_phase.sh (these two with the fake engine).
+a requeue in the middle of a study, the USR1 self-requeue near the time limit and
+slurm/two_phase.sh (these two with the fake engine). A sweep through hydra-submitit-launcher is
+tests/test_launcher.py's README try-it.
 
 Skipped, with the reason, where `sbatch` is absent (laptops); fails if sbatch is present but the
 controller does not answer. Real vLLM on SmolLM2 with tiny limits, so the module takes minutes.
@@ -8,7 +9,6 @@ controller does not answer. Real vLLM on SmolLM2 with tiny limits, so the module
 
 import collections
 import json
-import os
 import subprocess
 import sys
 import time
@@ -107,8 +107,62 @@ def wandb_ids(run_dir: Path) -> list[str]:
     return [p.name.rsplit("-", 1)[1] for p in sorted((run_dir / "wandb").glob("offline-run-*"))]
 
 
+def fake_python(tmp: Path) -> Path:
+    """A PYTHON for slurm/*.sh whose `-m harness.run` is tests/fake_harness.py (no model loads)."""
+    path = tmp / "python"
+    path.write_text(
+        "#!/bin/bash\n"
+        f"export PYTHONPATH={ROOT}\n"
+        'if [ "$1" = -m ] && [ "$2" = harness.run ]; then\n'
+        f'  shift 2; exec {sys.executable} {ROOT}/tests/fake_harness.py "$@"\n'
+        "fi\n"
+        f'exec {sys.executable} "$@"\n'
+    )
+    path.chmod(0o755)
+    return path
+
+
+def fake_env(tmp: Path, **extra: str) -> dict:
+    return {
+        "PATH": "/usr/bin:/bin",
+        "PYTHON": str(fake_python(tmp)),
+        "HARNESS_SCRATCH": str(tmp / "scratch"),
+        **extra,
+    }
+
+
 @pytest.fixture(scope="module")
-def batch_run(tmp_path_factory, data):
+def usr1_job(tmp_path_factory, data) -> tuple[str, Path]:
+    """--time=3 min, USR1 60 s before (SLURM may send it up to a minute early), the fake engine
+    slow after its proposals: submitted before the other jobs, so its two minutes of waiting
+    overlap theirs (the cluster advertises 8 CPUs)."""
+    tmp = tmp_path_factory.mktemp("usr1")
+    run_dir, store = tmp / "run", tmp / "store"
+    job = subprocess.run(
+        [
+            "sbatch",
+            "--parsable",
+            "--cpus-per-task=1",
+            "--mem=2G",
+            "--time=00:03:00",
+            "--signal=B:USR1@60",
+            f"--output={tmp}/slurm-%j.out",
+            "slurm/study.sbatch",
+            *SMALL,
+            f"benchmark.data_dir={data}",
+            f"store_dir={store}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=fake_env(tmp, RUN_DIR=str(run_dir), FAKE_DELAY_S="600"),
+        check=True,
+    ).stdout.strip()
+    return job, run_dir
+
+
+@pytest.fixture(scope="module")
+def batch_run(tmp_path_factory, data, usr1_job):
     base = tmp_path_factory.mktemp("batch")
     start = time.time()
     job = submit(base / "run", base / "store", data)
@@ -159,112 +213,10 @@ def test_requeue_mid_study_loses_repeats_and_regenerates_nothing(batch_run, tmp_
     assert set(wandb_ids(run_dir)) == {run_id(str(run_dir))}  # one W&B run, resumed
 
 
-def test_sweep_through_submitit_launcher_shares_one_pool_of_proposals(tmp_path, data):
-    """The k_scaling preset as a 2x2 sweep (two methods x k=1,2), two SLURM jobs at a time."""
-    sweep, store = tmp_path / "sweep", tmp_path / "store"
-    start = time.time()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness.run",
-            "-m",
-            "sweep=k_scaling",
-            "launcher=slurm",
-            *SMALL,
-            "method.k=1,2",
-            f"benchmark.data_dir={data}",
-            f"store_dir={store}",
-            f"hydra.sweep.dir={sweep}",
-            "hydra.launcher.cpus_per_task=1",
-            "hydra.launcher.mem_gb=4",
-            "hydra.launcher.timeout_min=60",
-            "hydra.launcher.array_parallelism=2",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=os.environ | {"HARNESS_CACHE_DIR": str(cache_dir())},  # models prepared here
-    )
-    print(f"2x2 sweep through submitit: {time.time() - start:.0f} s")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    points = sorted(p.parent for p in sweep.glob("*/metrics.json"))
-    # named by number and swept overrides, e.g. 0_method.k=1,method=self_moa
-    assert [p.name.split("_")[0] for p in points] == ["0", "1", "2", "3"]
-    assert all("method.k=" in p.name for p in points)
-    labels = {
-        label
-        for p in points
-        for label in json.loads((p / "metrics.json").read_text())["configurations"]
-    }
-    assert {"self_moa(k=1)", "self_moa(k=2)"} <= labels
-    assert any(label.startswith("self_moa_seq") for label in labels)
-    # 2 greedy + 2 samples per item, generated once for all four points, even concurrently
-    proposals = [r for r in store_lines(store) if r["stage"] == "propose"]
-    assert len(proposals) == len({r["key"] for r in proposals}) == PROPOSALS
-    made = sum(
-        s["made"]
-        for p in points
-        for s in json.loads((p / "metrics.json").read_text())["stages"]
-        if s["stage"] == "propose"
-    )
-    assert made == PROPOSALS
-    ids = [i for p in points for i in wandb_ids(p)]
-    assert sorted(ids) == sorted(run_id(str(p)) for p in points)
-    group = f"k_scaling-{sweep.parent.name}_{sweep.name}"
-    for p in points:
-        assert group.encode() in next((p / "wandb").glob("offline-run-*/run-*.wandb")).read_bytes()
-
-
-def fake_python(tmp: Path) -> Path:
-    """A PYTHON for slurm/*.sh whose `-m harness.run` is tests/fake_harness.py (no model loads)."""
-    path = tmp / "python"
-    path.write_text(
-        "#!/bin/bash\n"
-        f"export PYTHONPATH={ROOT}\n"
-        'if [ "$1" = -m ] && [ "$2" = harness.run ]; then\n'
-        f'  shift 2; exec {sys.executable} {ROOT}/tests/fake_harness.py "$@"\n'
-        "fi\n"
-        f'exec {sys.executable} "$@"\n'
-    )
-    path.chmod(0o755)
-    return path
-
-
-def fake_env(tmp: Path, **extra: str) -> dict:
-    return {
-        "PATH": "/usr/bin:/bin",
-        "PYTHON": str(fake_python(tmp)),
-        "HARNESS_SCRATCH": str(tmp / "scratch"),
-        **extra,
-    }
-
-
-def test_usr1_near_the_time_limit_requeues_the_job_which_then_finishes(tmp_path, data):
-    """--time=3 min, USR1 60 s before (SLURM may send it up to a minute early): the first
-    attempt (slow after its proposals) stops and requeues itself; the second finishes."""
-    run_dir, store = tmp_path / "run", tmp_path / "store"
-    job = subprocess.run(
-        [
-            "sbatch",
-            "--parsable",
-            "--cpus-per-task=1",
-            "--mem=2G",
-            "--time=00:03:00",
-            "--signal=B:USR1@60",
-            f"--output={tmp_path}/slurm-%j.out",
-            "slurm/study.sbatch",
-            *SMALL,
-            f"benchmark.data_dir={data}",
-            f"store_dir={store}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=fake_env(tmp_path, RUN_DIR=str(run_dir), FAKE_DELAY_S="600"),
-        check=True,
-    ).stdout.strip()
+def test_usr1_near_the_time_limit_requeues_the_job_which_then_finishes(usr1_job):
+    """The first attempt (slow after its proposals) stops at USR1 and requeues itself; the
+    second finishes."""
+    job, run_dir = usr1_job
     state = wait_done(job, timeout=300)
     log = (run_dir / "slurm.log").read_text()
     assert state == "COMPLETED", log[-3000:]
