@@ -6,14 +6,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from itertools import combinations_with_replacement
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from vendi_score import vendi
 
 from harness.analysis.diversity import Embedder, distinct_answers, ngram_vendi, vendi_of
+from harness.analysis.measure import load_run, ngram_diversity
 from harness.analysis.pipeline import analyze
 from harness.analysis.quality import QualityError, power_mean
 from harness.analysis.regression import FitError, fit
@@ -129,6 +132,45 @@ def test_ngram_vendi_grows_with_different_texts():
 
 def test_ngram_vendi_counts_an_empty_text_as_its_own_kind():
     assert ngram_vendi(["", "", "some words"]) == pytest.approx(2.0, abs=0.3)
+
+
+def dense_ngram_vendi(texts: list[str]) -> float:
+    """The definition, spelled out: a column per lowercased word 1- and 2-gram, counts, cosine
+    kernel (an empty text its own kind: an indicator column), the package's own score_X."""
+    words = [re.findall(r"\w+|[^\w\s]", t.lower()) for t in texts]
+    grams = [[tuple(w[i : i + n]) for n in (1, 2) for i in range(len(w) - n + 1)] for w in words]
+    vocab = sorted({g for gs in grams for g in gs})
+    x = np.array([[gs.count(g) for g in vocab] + [float(not gs)] for gs in grams])
+    return float(vendi.score_X(x, normalize=True))
+
+
+REAL_LOOKING = [
+    "The answer is 4.\nThe answer is 4.",
+    "To find the total, add 3 and 1: 3 + 1 = 4. The answer is \\boxed{4}.",
+    "",
+    "answer is 4 the",
+    "Cats sleep all day; the answer is 5.",
+]
+
+
+@pytest.mark.parametrize("texts", [REAL_LOOKING, REAL_LOOKING[:2], ["", ""], ["one"],
+                                   [REAL_LOOKING[0]] * 3, REAL_LOOKING[::-1]])  # fmt: skip
+def test_ngram_vendi_equals_the_dense_definition(texts):
+    assert ngram_vendi(texts) == pytest.approx(dense_ngram_vendi(texts), abs=1e-9)
+
+
+def test_d_ngram_of_a_study_equals_each_records_own_vendi(tmp_path):
+    """The analysis computes d_ngram item by item from one Gram matrix over the item's distinct
+    proposals: each record's value must equal the definition on its own proposals."""
+    sets = [REAL_LOOKING[:3], REAL_LOOKING[2:], [REAL_LOOKING[1]] * 2, REAL_LOOKING[1:4]]
+    records = [
+        record(f"c{i}", "self_moa", i % 2, [proposal("m", t, None, 0.0) for t in texts], 0.0)
+        for i, texts in enumerate(sets)
+    ]
+    got = ngram_diversity([load_run(write_run(tmp_path / "run", records))])
+    assert set(got) == {tuple(t) for t in sets}
+    for texts in sets:
+        assert got[tuple(texts)] == pytest.approx(dense_ngram_vendi(texts), abs=1e-9)
 
 
 def test_distinct_answers_counts_missing_answers_once_and_none_when_no_answers():

@@ -27,6 +27,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse
 from vendi_score import vendi
 
 log = logging.getLogger(__name__)
@@ -41,33 +42,57 @@ def vendi_of(vectors: np.ndarray) -> float:
     """Vendi score with the cosine-similarity kernel of the rows of `vectors` (n x dim)."""
     if len(vectors) == 0:
         raise ValueError("the Vendi score of no texts is undefined")
-    if len(vectors) == 1:
+    vectors = np.asarray(vectors, dtype=np.float64)
+    return vendi_of_gram(vectors @ vectors.T)
+
+
+def vendi_of_gram(gram: np.ndarray) -> float:
+    """Vendi score with the cosine-similarity kernel of vectors whose inner products are `gram`
+    (n x n). An all-zero vector (an empty text's n-grams) is its own kind of text: like the other
+    zero vectors, unlike the rest."""
+    if len(gram) == 1:
         return 1.0
-    norms = np.linalg.norm(vectors, axis=1)
-    if not norms.all():  # an all-zero row (an empty text's n-grams) is its own kind of text
-        vectors = np.hstack([vectors, (norms == 0)[:, None].astype(vectors.dtype)])
-    return float(vendi.score_X(vectors, normalize=True))
+    norms = np.sqrt(np.diagonal(gram).astype(np.float64))
+    empty = norms == 0
+    norms[empty] = 1.0
+    kernel = gram / np.outer(norms, norms)
+    kernel[np.ix_(empty, empty)] = 1.0
+    # the kernel built here (score_X's row normalization through sklearn cost more than the rest)
+    return float(vendi.score_K(kernel))
 
 
 _WORD = re.compile(r"\w+|[^\w\s]")
 
 
-def ngram_counts(texts: list[str], n: tuple[int, ...] = (1, 2)) -> np.ndarray:
-    """Bag of word n-grams (lowercased words and punctuation) of each text, one row per text."""
-    bags = []
-    for text in texts:
-        words = _WORD.findall(text.lower())
-        bags.append(Counter(tuple(words[i : i + m]) for m in n for i in range(len(words) - m + 1)))
-    vocab = {g: j for j, g in enumerate(sorted({g for bag in bags for g in bag}))}
-    out = np.zeros((len(texts), max(len(vocab), 1)))
-    for i, bag in enumerate(bags):
-        for g, c in bag.items():
-            out[i, vocab[g]] = c
-    return out
+def ngram_bag(text: str) -> Counter:
+    """Word unigrams (str keys) and bigrams (tuple keys) of a text, lowercased words and
+    punctuation, with their counts."""
+    words = _WORD.findall(text.lower())
+    bag = Counter(words)
+    bag.update(zip(words, words[1:], strict=False))
+    return bag
+
+
+def ngram_gram(texts: list[str]) -> np.ndarray:
+    """Inner products of the texts' n-gram count vectors (n = 1 and 2): n x n. Each n-gram is a
+    column by its hash (64 bits; a collision among one item's few thousand n-grams is ~1e-12)."""
+    bags = [ngram_bag(t) for t in texts]
+    keys = [np.fromiter(map(hash, b), dtype=np.int64, count=len(b)) for b in bags]
+    counts = [np.fromiter(b.values(), dtype=np.float64, count=len(b)) for b in bags]
+    rows = np.repeat(np.arange(len(bags)), [len(b) for b in bags])
+    _, cols = np.unique(np.concatenate([np.zeros(0, np.int64), *keys]), return_inverse=True)
+    x = scipy.sparse.csr_matrix(
+        (np.concatenate([np.zeros(0), *counts]), (rows, cols)),
+        shape=(len(bags), int(cols.max(initial=-1)) + 1),
+    )
+    return (x @ x.T).toarray()
 
 
 def ngram_vendi(texts: list[str]) -> float:
-    return vendi_of(ngram_counts(texts))
+    """Vendi score of the texts' n-gram count vectors, cosine kernel."""
+    if not texts:
+        raise ValueError("the Vendi score of no texts is undefined")
+    return vendi_of_gram(ngram_gram(texts))
 
 
 def distinct_answers(answers: list[str | None]) -> int | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from harness.analysis.diversity import Embedder, distinct_answers, ngram_vendi
+from harness.analysis.diversity import Embedder, distinct_answers, ngram_gram, vendi_of_gram
 from harness.analysis.diversity import vendi_of as vendi
 from harness.analysis.quality import K_NORMS, measure_name, model_measures, power_mean
 from harness.benchmarks.base import TURN_SUFFIX
@@ -200,9 +200,29 @@ def score_scale(records: list[Record]) -> float:
     return 100.0 if all(0 <= s <= 1 for s in scores if s is not None) else 1.0
 
 
+def ngram_diversity(runs: list[Run]) -> dict[tuple[str, ...], float]:
+    """d_ngram of each distinct set of proposals, item by item: one n-gram Gram matrix over the
+    item's distinct proposal texts (its configurations share them), each set's kernel a block."""
+    by_item: dict[tuple[str, str], list[Record]] = defaultdict(list)
+    for run in runs:
+        for r in run.records:
+            by_item[(run.benchmark, str(r.item_id))].append(r)
+    out: dict[tuple[str, ...], float] = {}
+    for rs in by_item.values():
+        sets = {tuple(p.text for p in r.proposals) for r in rs} - {()}
+        texts = list(dict.fromkeys(t for s in sets for t in s))
+        index = {t: i for i, t in enumerate(texts)}
+        gram = ngram_gram(texts) if texts else None
+        for s in sets:
+            pick = [index[t] for t in s]
+            out[s] = vendi_of_gram(gram[np.ix_(pick, pick)])
+    return out
+
+
 def record_measures(
-    r: Record, embeddings: dict[str, np.ndarray], scale: float
-) -> tuple[dict[str, float], dict[str, float]]:
+    r: Record, embeddings: dict[str, np.ndarray], ngram: dict[tuple[str, ...], float],
+    scale: float,
+) -> tuple[dict[str, float], dict[str, float]]:  # fmt: skip
     """Every measure of one record, and each proposer model's mean score on it.
 
     NaN where it has no proposals, no scored proposal or no extractable answer.
@@ -216,7 +236,7 @@ def record_measures(
     out = {
         "t": nan if r.score is None else scale * float(r.score),
         "d": vendi(np.stack([embeddings[x] for x in texts])) if ps else nan,
-        "d_ngram": ngram_vendi(texts) if ps else nan,
+        "d_ngram": ngram[tuple(texts)] if ps else nan,
         "answers": nan if answers is None else float(answers),
         "tokens": float(r.generated_tokens),
         "calls": float(r.calls),
@@ -242,6 +262,7 @@ def points(runs: list[Run], embedder: Embedder) -> list[Point]:
     else suffixed with the run's Hydra overrides.
     """
     embeddings = embedder.embed([p.text for run in runs for r in run.records for p in r.proposals])
+    ngram = ngram_diversity(runs)
     found: dict[tuple[str, str], Point] = {}
     signatures: dict[tuple[str, str], list] = {}
     for run in runs:
@@ -265,7 +286,7 @@ def points(runs: list[Run], embedder: Embedder) -> list[Point]:
                 label = f"{label} [{run.overrides}]"
                 key = (run.benchmark, label)
             signatures[key] = signature
-            found[key] = measure(label, run, rs, embeddings, scale)
+            found[key] = measure(label, run, rs, embeddings, ngram, scale)
     return list(found.values())
 
 
@@ -283,8 +304,9 @@ def _selects(r: Record) -> bool:
 
 
 def measure(
-    label: str, run: Run, rs: list[Record], embeddings: dict[str, np.ndarray], scale: float
-) -> Point:
+    label: str, run: Run, rs: list[Record], embeddings: dict[str, np.ndarray],
+    ngram: dict[tuple[str, ...], float], scale: float,
+) -> Point:  # fmt: skip
     mixes = Counter(tuple(sorted(Counter(p.model for p in r.proposals).items())) for r in rs)
     mix = dict(mixes.most_common(1)[0][0])
     orders = Counter(tuple(p.model for p in r.proposals) for r in rs)
@@ -309,7 +331,7 @@ def measure(
     per_item: dict[str, list[tuple[dict, dict]]] = defaultdict(list)
     for r in rs:  # the turns of a multi-turn item count as one item
         item = str(r.item_id).removesuffix(TURN_SUFFIX.format(r.turn))
-        per_item[item].append(record_measures(r, embeddings, scale))
+        per_item[item].append(record_measures(r, embeddings, ngram, scale))
     for item, pairs in per_item.items():
         point.per_item[item] = {m: _nanmean([v[m] for v, _ in pairs]) for m in MEASURES}
         models = {m for _, by_model in pairs for m in by_model}
