@@ -5,12 +5,13 @@ the real core, `harness.run.study` once per benchmark as the multirun does, with
 (harness.engines.replay: instant texts of realistic length and answer form) and the local data,
 then the analysis (`harness.analyze`: Vendi embeddings, fits, plots, W&B offline). Then a warm
 rerun of the three studies (every generation served from the store) and the analysis alone
-(embeddings cached). Prints, per phase: wall seconds, peak RSS of this process so far (the
-harness's own, no model), store size on disk, and microseconds of harness time per generation;
-then the GPU generation time projected for the same generated tokens at --rate tokens/s and the
-ratio of harness time to it. Phases are timed by wrapping the core's own functions (no copy of
-the pipeline): store start-up, each stage's store traffic (stage wall minus engine time),
-scoring per benchmark, summary metrics, records, W&B, analysis.
+(embeddings cached). The analysis runs in a process of its own, as `python -m harness.analyze`
+does. Prints, per phase: wall seconds, peak RSS so far (the harness's own, no model: the studies'
+process, and the analysis' for its phases), store size on disk, and microseconds of harness
+time per generation; then the GPU generation time projected for the same generated tokens at
+--rate tokens/s and the ratio of harness time to it. Phases are timed by wrapping the core's own
+functions (no copy of the pipeline): store start-up, each stage's store traffic (stage wall
+minus engine time), scoring per benchmark, summary metrics, records, W&B, analysis.
 
 Usage:
     python scripts/paper_scale.py                         # every item (~6,600), ~270k generations
@@ -27,6 +28,7 @@ import contextlib
 import functools
 import json
 import math
+import multiprocessing
 import os
 import resource
 import shutil
@@ -77,6 +79,7 @@ class Clock:
         self.engine_cpu = 0.0  # its CPU seconds (under contention far below its wall seconds)
         self.embedded = [0, 0]  # sequences, word pieces given to the embedding model
         self.stand_in = [0, 0]  # sequences, word pieces past --embed-sample (not embedded)
+        self.child_rss = 0.0  # peak RSS of the analysis' own process
 
     def add(self, label: str, seconds: float, cpu: float = 0.0) -> None:
         self.seconds[label] += seconds
@@ -242,12 +245,28 @@ def studies(limits: dict[str, int], out: Path, sweep: Path) -> list[dict]:
     return metrics
 
 
-def analysis(sweep: Path, cache: Path) -> None:
+def analysis(sweep: Path, cache: Path, log: Path) -> dict:
+    """`harness.analyze` in a fresh process, as a user runs it, so its peak RSS is its own, not
+    the studies' too: its wall and CPU seconds, its clock's phases, embedding counts and peak."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(analysis_child, (str(sweep), str(cache), str(log), EMBED_SAMPLE))
+
+
+def analysis_child(sweep: str, cache: str, log: str, embed_sample: int) -> dict:
+    global NOW
+    globals()["EMBED_SAMPLE"] = embed_sample
+    NOW = clock = Clock()
+    instrument()
     from harness import analyze
 
-    code = analyze.main([str(sweep), "--cache-dir", str(cache), "--bootstrap", "200"])
+    start, cpu = time.perf_counter(), cpu_s()
+    with quiet(Path(log)):
+        code = analyze.main([sweep, "--cache-dir", cache, "--bootstrap", "200"])
     if code != 0:
         raise SystemExit(f"analysis failed with exit status {code}")
+    return {"wall": time.perf_counter() - start, "cpu": cpu_s() - cpu, "rss": rss_gib(),
+            "seconds": dict(clock.seconds), "cpus": dict(clock.cpu),
+            "embedded": clock.embedded, "stand_in": clock.stand_in}  # fmt: skip
 
 
 def table(rows: list[tuple], header: tuple) -> str:
@@ -289,17 +308,20 @@ def measure(args, out: Path, limits: dict[str, int], warm: bool, name: str) -> d
     print(report(f"{name}, the studies", r, args), flush=True)
     if args.no_analysis:
         return r
-    start, cpu = time.perf_counter(), cpu_s()
-    with quiet(out / "analysis.log"):
-        analysis(sweep, out / "embeddings")
-    wall, cpu = time.perf_counter() - start, cpu_s() - cpu
-    clock.add(ANALYSIS, wall - clock.seconds[EMBEDDINGS], cpu - clock.cpu[EMBEDDINGS])
+    a = analysis(sweep, out / "embeddings", out / "analysis.log")
+    embed_s, embed_cpu = a["seconds"].get(EMBEDDINGS, 0.0), a["cpus"].get(EMBEDDINGS, 0.0)
+    if embed_s:
+        clock.add(EMBEDDINGS, embed_s, embed_cpu)
+    clock.add(ANALYSIS, a["wall"] - embed_s, a["cpu"] - embed_cpu)
+    clock.embedded, clock.stand_in = a["embedded"], a["stand_in"]
+    clock.rss[EMBEDDINGS] = clock.rss[ANALYSIS] = clock.child_rss = a["rss"]
     r["embedded_sequences"], r["embedded_tokens"] = clock.embedded
     r["stand_in_sequences"], r["stand_in_tokens"] = clock.stand_in
     if clock.stand_in[0]:  # the embeddings not computed, at the rate measured on the others
         rate = clock.embedded[1] / max(clock.seconds[EMBEDDINGS], 1e-9)
         cpu_rate = clock.embedded[1] / max(clock.cpu[EMBEDDINGS], 1e-9)
         clock.add(EMBEDDINGS_PROJECTED, clock.stand_in[1] / rate, clock.stand_in[1] / cpu_rate)
+        clock.rss[EMBEDDINGS_PROJECTED] = a["rss"]
     snapshot(r, clock)
     print(report(f"{name}, studies and analysis", r, args), flush=True)
     return r
@@ -307,7 +329,7 @@ def measure(args, out: Path, limits: dict[str, int], warm: bool, name: str) -> d
 
 def snapshot(r: dict, clock: Clock) -> None:
     r |= {"phases": dict(clock.seconds), "cpu": dict(clock.cpu), "rss": dict(clock.rss)}
-    r["peak_rss_gib"] = rss_gib()
+    r["peak_rss_gib"] = max(rss_gib(), clock.child_rss)  # the studies' process, the analysis'
 
 
 def report(name: str, r: dict, args) -> str:
@@ -405,14 +427,12 @@ def main(argv: list[str] | None = None) -> int:
         warm = measure(args, out, limits, True, "warm rerun (everything from the store)")
         figures["warm"] = warm
     if not (args.no_warm or args.no_analysis):
-        start, cpu = time.perf_counter(), cpu_s()
-        with quiet(out / "analysis.log"):
-            analysis(out / "sweep_warm", out / "embeddings")
-        figures["analysis_alone_s"] = time.perf_counter() - start
-        figures["analysis_alone_cpu_s"] = cpu_s() - cpu
+        a = analysis(out / "sweep_warm", out / "embeddings", out / "analysis.log")
+        figures |= {"analysis_alone_s": a["wall"], "analysis_alone_cpu_s": a["cpu"],
+                    "analysis_alone_rss_gib": a["rss"]}  # fmt: skip
         print(
-            f"\nanalysis alone (embeddings cached): {figures['analysis_alone_s']:.1f} s wall, "
-            f"{figures['analysis_alone_cpu_s']:.1f} s cpu"
+            f"\nanalysis alone (embeddings cached, its own process): {a['wall']:.1f} s wall, "
+            f"{a['cpu']:.1f} s cpu, peak RSS {a['rss']:.2f} GiB"
         )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
