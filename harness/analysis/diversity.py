@@ -80,9 +80,9 @@ def ngram_gram(texts: list[str]) -> np.ndarray:
     keys = [np.fromiter(map(hash, b), dtype=np.int64, count=len(b)) for b in bags]
     counts = [np.fromiter(b.values(), dtype=np.float64, count=len(b)) for b in bags]
     rows = np.repeat(np.arange(len(bags)), [len(b) for b in bags])
-    _, cols = np.unique(np.concatenate([np.zeros(0, np.int64), *keys]), return_inverse=True)
+    _, cols = np.unique(np.concatenate(keys), return_inverse=True)
     x = scipy.sparse.csr_matrix(
-        (np.concatenate([np.zeros(0), *counts]), (rows, cols)),
+        (np.concatenate(counts), (rows, cols)),
         shape=(len(bags), int(cols.max(initial=-1)) + 1),
     )
     return (x @ x.T).toarray()

@@ -211,8 +211,10 @@ def ngram_diversity(runs: list[Run]) -> dict[tuple[str, ...], float]:
     for rs in by_item.values():
         sets = {tuple(p.text for p in r.proposals) for r in rs} - {()}
         texts = list(dict.fromkeys(t for s in sets for t in s))
+        if not texts:
+            continue
         index = {t: i for i, t in enumerate(texts)}
-        gram = ngram_gram(texts) if texts else None
+        gram = ngram_gram(texts)
         for s in sets:
             pick = [index[t] for t in s]
             out[s] = vendi_of_gram(gram[np.ix_(pick, pick)])
