@@ -50,13 +50,17 @@ def data(tmp_path_factory):
     return write_gsm8k(tmp_path_factory.mktemp("data"))
 
 
-def submit(run_dir: Path, store: Path, data: Path, *extra: str) -> str:
+def submit(
+    run_dir: Path, store: Path, data: Path, *extra: str, options=("--mem=4G",), env=None
+) -> str:
+    """slurm/study.sbatch on the SMALL study; by default the real python with the models
+    prepared here, else `env` (e.g. fake_env's)."""
     proc = subprocess.run(
         [
             "sbatch",
             "--parsable",
             "--cpus-per-task=1",
-            "--mem=4G",
+            *options,
             f"--output={run_dir.parent}/slurm-%j.out",
             "slurm/study.sbatch",
             *SMALL,
@@ -67,7 +71,8 @@ def submit(run_dir: Path, store: Path, data: Path, *extra: str) -> str:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env={
+        env=env
+        or {
             "PATH": "/usr/bin:/bin",
             "RUN_DIR": str(run_dir),
             "PYTHON": sys.executable,
@@ -138,26 +143,11 @@ def usr1_job(tmp_path_factory, data) -> tuple[str, Path]:
     overlap theirs (the cluster advertises 8 CPUs)."""
     tmp = tmp_path_factory.mktemp("usr1")
     run_dir, store = tmp / "run", tmp / "store"
-    job = subprocess.run(
-        [
-            "sbatch",
-            "--parsable",
-            "--cpus-per-task=1",
-            "--mem=2G",
-            "--time=00:03:00",
-            "--signal=B:USR1@60",
-            f"--output={tmp}/slurm-%j.out",
-            "slurm/study.sbatch",
-            *SMALL,
-            f"benchmark.data_dir={data}",
-            f"store_dir={store}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    job = submit(
+        run_dir, store, data,
+        options=("--mem=2G", "--time=00:03:00", "--signal=B:USR1@60"),
         env=fake_env(tmp, RUN_DIR=str(run_dir), FAKE_DELAY_S="600"),
-        check=True,
-    ).stdout.strip()
+    )  # fmt: skip
     return job, run_dir
 
 
