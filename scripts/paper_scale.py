@@ -51,7 +51,13 @@ ANALYSIS = "analysis: the rest (records, measures, fits, plots, W&B)"
 
 
 def rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    """This process's peak RSS. Linux's VmHWM, not getrusage's ru_maxrss: a process started by
+    fork and exec (the analysis' spawned process) inherits its parent's ru_maxrss."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        return int(status.split("VmHWM:")[1].split()[0]) / 2**20  # kB
+    except (OSError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def cpu_s() -> float:
@@ -185,9 +191,12 @@ def instrument() -> None:
         """The real model on the first --embed-sample sequences (its rate measured), stand-in
         unit vectors for the rest (their word pieces counted, their time projected)."""
         model = self.model_()
-        counts = [
+        counts = [  # tokenized in batches, as the model does: the ids of all at once take GiBs
             min(len(ids), model.max_seq_length)
-            for ids in model.tokenizer(texts, add_special_tokens=True)["input_ids"]
+            for start in range(0, len(texts), 1024)
+            for ids in model.tokenizer(texts[start : start + 1024], add_special_tokens=True)[
+                "input_ids"
+            ]
         ]
         real = max(0, min(len(texts), EMBED_SAMPLE - NOW.embedded[0]))
         NOW.embedded[0] += real

@@ -215,6 +215,15 @@ def test_fit_refuses_constant_diversity():
         fit(np.arange(5.0), np.arange(5.0) ** 2, np.ones(5))
 
 
+def test_fit_refuses_a_constant_outcome(recwarn):
+    """Every configuration scoring the same (small models at 0% on MATH): no fit, no nan R^2
+    and no statsmodels warning."""
+    rng = np.random.default_rng(3)
+    with pytest.raises(FitError, match="t \\(the final score\\) is 0 for every configuration"):
+        fit(np.zeros(8), rng.normal(size=8), rng.normal(size=8))
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def test_analysis_writes_report_plots_and_json_and_reuses_embeddings(tmp_path):
     run = write_run(tmp_path / "run", study_records())
     first = FakeEmbedder(tmp_path / "cache")

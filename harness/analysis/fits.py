@@ -67,7 +67,7 @@ def fit_benchmark(
 ) -> tuple[dict[str, Fit], dict[str, str]]:
     """Every quality measure's fit (bootstrap of alpha - beta on q's), and the measures refused.
 
-    Raises FitError when the plain q fit is refused (too few points, constant q or d).
+    Raises FitError when the plain q fit is refused (too few points, constant t, q or d).
     """
     if not chosen:
         raise FitError("0 configurations with scores: nothing to fit")

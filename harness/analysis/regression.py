@@ -78,8 +78,14 @@ def fit(t: np.ndarray, q: np.ndarray, d: np.ndarray, warn: bool = True) -> Fit:
             n,
             MIN_CONFIGURATIONS,
         )
+    t = np.asarray(t, dtype=float)
+    if not t.std() > 0:
+        raise FitError(
+            f"t (the final score) is {t[0]:g} for every configuration: there is nothing for "
+            "quality and diversity to explain (R^2 undefined)"
+        )
     x = sm.add_constant(np.column_stack([standardize(q, "q"), standardize(d, "d")]))
-    res = sm.OLS(np.asarray(t, dtype=float), x).fit()
+    res = sm.OLS(t, x).fit()
     gamma, alpha, beta = res.params
     return Fit(
         n=n,
