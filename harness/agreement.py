@@ -27,6 +27,7 @@ from omegaconf import DictConfig
 from harness import benchmarks
 from harness.benchmarks import Item
 from harness.config import CONF_DIR, ConfigError, RunConfig
+from harness.engines.factory import weight_readers
 from harness.environment import check_environment
 from harness.errors import one_line
 from harness.generate import Generator, ModelSlot
@@ -188,7 +189,7 @@ def main(cfg: DictConfig) -> None:
             raise ConfigError(
                 "the agreement check uses AlpacaEval annotations: benchmark=alpaca_eval"
             )
-        prepare_models(run.models)
+        prepare_models(weight_readers(run.models, run.engine))
         slot = ModelSlot(run.models, run.engine, run.seed)
         try:
             table = measure(run, Generator(slot, Store(run.store_dir), run.seed))

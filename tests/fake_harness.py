@@ -18,6 +18,7 @@ from tests.conftest import FakeEngine
 
 class Engine(FakeEngine):
     kind = VllmEngine.kind
+    reads_weights = False  # and harness.models.prepare is a no-op below
     identity = staticmethod(VllmEngine.identity)  # store keys as the real engine's
     is_deterministic = staticmethod(VllmEngine.is_deterministic)
 

