@@ -85,14 +85,13 @@ def study_overrides(kits: Path, device: str, items: int, out: Path) -> tuple[lis
     """The mixture study on the kits as Hydra overrides, and the kits' model names."""
     names = kit_names(kits)
     letters = dict(zip("xyz", names, strict=True))
-    rows = [f"{{name: mixed_moa, mixture: xxyyzz, aggregator: {names[2]}}}",
-            f"{{name: self_moa, model: {names[1]}, k: 2, aggregator: {names[2]}}}"]  # fmt: skip
+    caps = "max_tokens: 32, aggregator_max_tokens: 32"  # the lifecycle is checked, not decoding
+    rows = [f"{{name: mixed_moa, mixture: xxyyzz, aggregator: {names[2]}, {caps}}}",
+            f"{{name: self_moa, model: {names[1]}, k: 2, aggregator: {names[2]}, {caps}}}"]  # fmt: skip
     overrides = [
         f"engine={'gpu' if device == 'cuda' else 'cpu'}",
         f"model={names[0]}",
         "method=mixed_moa",
-        "method.max_tokens=32",
-        "method.aggregator_max_tokens=32",
         "benchmark=gsm8k",
         f"benchmark.limit={items}",
         f"benchmark.data_dir={kits}",

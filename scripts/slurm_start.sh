@@ -55,7 +55,9 @@ SlurmctldPort=6817
 SlurmdPort=6818
 ReturnToService=2
 KillWait=${SLURM_KILLWAIT:-10}
-MinJobAge=600
+# finished jobs stay visible to `scontrol show job` for an hour: the test suite submits its USR1
+# job as it starts and reads the job's state some 15-30 minutes later
+MinJobAge=3600
 PreemptType=preempt/partition_prio
 PreemptMode=REQUEUE
 SlurmctldParameters=preempt_send_user_signal

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,38 @@ NEEDS_SLURM = [
     pytest.mark.slow,
     pytest.mark.skipif(shutil.which("sbatch") is None, reason=NO_SLURM),
 ]
+
+USR1_TEST = "test_usr1_near_the_time_limit_requeues_the_job_which_then_finishes"
+
+
+@pytest.fixture(scope="session")
+def usr1_job(tmp_path_factory) -> tuple[str, Path]:
+    """tests/test_slurm.py's USR1 job: --time=3 min, USR1 60 s before (SLURM may send it up to a
+    minute early), the fake engine slow after its proposals."""
+    from tests.test_slurm import fake_env, submit
+
+    tmp = tmp_path_factory.mktemp("usr1")
+    run_dir = tmp / "run"
+    job = submit(
+        run_dir, tmp / "store", write_gsm8k(tmp / "data"),
+        options=("--mem=2G", "--time=00:03:00", "--signal=B:USR1@60"),
+        env=fake_env(tmp, RUN_DIR=str(run_dir), FAKE_DELAY_S="600"),
+    )  # fmt: skip
+    return job, run_dir
+
+
+@pytest.fixture(scope="session", autouse=True)
+def slurm_waits_from_the_start(request):
+    """Submit the USR1 job as the session starts when its test is selected and SLURM answers: its
+    three minutes of waiting for the time limit overlap the whole suite (CI time). The job uses
+    no model and one of the cluster's 8 advertised CPUs."""
+    if not any(item.originalname == USR1_TEST for item in request.session.items):
+        return
+    if shutil.which("sinfo") is None:
+        return
+    answer = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+    if answer.returncode == 0 and answer.stdout.strip():  # else test_slurm's `cluster` says why
+        request.getfixturevalue("usr1_job")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

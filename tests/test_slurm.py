@@ -137,22 +137,7 @@ def fake_env(tmp: Path, **extra: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def usr1_job(tmp_path_factory, data) -> tuple[str, Path]:
-    """--time=3 min, USR1 60 s before (SLURM may send it up to a minute early), the fake engine
-    slow after its proposals: submitted before the other jobs, so its two minutes of waiting
-    overlap theirs (the cluster advertises 8 CPUs)."""
-    tmp = tmp_path_factory.mktemp("usr1")
-    run_dir, store = tmp / "run", tmp / "store"
-    job = submit(
-        run_dir, store, data,
-        options=("--mem=2G", "--time=00:03:00", "--signal=B:USR1@60"),
-        env=fake_env(tmp, RUN_DIR=str(run_dir), FAKE_DELAY_S="600"),
-    )  # fmt: skip
-    return job, run_dir
-
-
-@pytest.fixture(scope="module")
-def batch_run(tmp_path_factory, data, usr1_job):
+def batch_run(tmp_path_factory, data):
     base = tmp_path_factory.mktemp("batch")
     start = time.time()
     job = submit(base / "run", base / "store", data)
