@@ -78,9 +78,8 @@ def slurm_waits_from_the_start(request):
     """Submit the USR1 job as the session starts when its test is selected and SLURM answers: its
     three minutes of waiting for the time limit overlap the whole suite (CI time). The job uses
     no model and one of the cluster's 8 advertised CPUs."""
-    if not any(item.originalname == USR1_TEST for item in request.session.items):
-        return
-    if shutil.which("sinfo") is None:
+    selected = {item.originalname for item in request.session.items}
+    if USR1_TEST not in selected or shutil.which("sinfo") is None:
         return
     answer = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
     if answer.returncode == 0 and answer.stdout.strip():  # else test_slurm's `cluster` says why
