@@ -27,12 +27,11 @@ from omegaconf import DictConfig
 from harness import benchmarks
 from harness.benchmarks import Item
 from harness.config import CONF_DIR, ConfigError, RunConfig
-from harness.engines.factory import weight_readers
+from harness.engines.factory import prepare_weights
 from harness.environment import check_environment
 from harness.errors import one_line
 from harness.generate import Generator, ModelSlot
 from harness.metrics import mean, mean_ci
-from harness.models import prepare_models
 from harness.plan import checked_run
 from harness.score import judge_all
 from harness.store import Store
@@ -189,7 +188,7 @@ def main(cfg: DictConfig) -> None:
             raise ConfigError(
                 "the agreement check uses AlpacaEval annotations: benchmark=alpaca_eval"
             )
-        prepare_models(weight_readers(run.models, run.engine))
+        prepare_weights(run.models, run.engine)
         slot = ModelSlot(run.models, run.engine, run.seed)
         try:
             table = measure(run, Generator(slot, Store(run.store_dir), run.seed))

@@ -32,13 +32,12 @@ from harness.cluster import check_job
 from harness.config import CONF_DIR, ConfigError, RunConfig
 from harness.dryrun import dry_run
 from harness.engines.factory import nondeterministic as nondeterministic_models
-from harness.engines.factory import probe, weight_readers
+from harness.engines.factory import prepare_weights, probe
 from harness.environment import check_environment
 from harness.errors import one_line
 from harness.generate import fault_point
 from harness.logs import report
 from harness.metrics import study_metrics, truncation_warnings
-from harness.models import prepare_models
 from harness.multirun import (
     point_failed,
     sweep_group,
@@ -98,7 +97,7 @@ def study(run: RunConfig) -> StudyMetrics:
     tracker = make_tracker(run, [c.label for c in confs], bench.name)
     exit_code, preempted = 1, False
     try:
-        prepare_s = prepare_models(weight_readers(run.models, run.engine))
+        prepare_s = prepare_weights(run.models, run.engine)
         probe(run.models, run.engine)  # served models: every URL answers and lists the model
         records, stages, store = run_study(run, confs, items, bench)
         rundir.write_records(records)
@@ -126,7 +125,7 @@ def propose_phase(run: RunConfig) -> dict:
     """Phase 1 of the two-phase SLURM pattern: only the proposal stages, into the store."""
     bench, items = load_items(run, check=False)
     confs = configurations(run)
-    prepare_models(weight_readers(run.models, run.engine))
+    prepare_weights(run.models, run.engine)
     probe(run.models, run.engine)
     stages = propose_only(run, confs, items, bench)
     metrics = {

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from harness.config import CONF_DIR, EngineConfig, ModelConfig, options
 from harness.engines import Engine, engine_class
 from harness.errors import ConfigError
+from harness.models import prepare_models
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +80,15 @@ def probe(models: dict[str, ModelConfig], engine: EngineConfig) -> dict[str, str
     return {name: model_identity(m, engine) for name, m in models.items()}
 
 
-def weight_readers(models: dict[str, ModelConfig], engine: EngineConfig) -> dict[str, ModelConfig]:
-    """The models whose engine loads their local weights: only those are prepared before a run
-    (a replay or served run needs no GGUF download or conversion)."""
-    return {
+def prepare_weights(models: dict[str, ModelConfig], engine: EngineConfig) -> dict[str, float]:
+    """Prepare (harness.models.prepare_models) the models whose engine loads their local weights,
+    before a run; a replay or served run needs no GGUF download or conversion. Returns the seconds
+    each preparation took."""
+    return prepare_models({
         name: m
         for name, m in models.items()
         if engine_class(engine_config(m, engine).kind).reads_weights
-    }
+    })  # fmt: skip
 
 
 def nondeterministic(models: dict[str, ModelConfig], engine: EngineConfig) -> list[str]:
