@@ -85,9 +85,10 @@ def study_overrides(kits: Path, device: str, items: int, out: Path) -> tuple[lis
     """The mixture study on the kits as Hydra overrides, and the kits' model names."""
     names = kit_names(kits)
     letters = dict(zip("xyz", names, strict=True))
-    caps = f"aggregator: {names[2]}, max_tokens: 32, aggregator_max_tokens: 32"  # a lifecycle check
-    rows = [f"{{name: mixed_moa, mixture: xxyyzz, {caps}}}",
-            f"{{name: self_moa, model: {names[1]}, k: 2, {caps}}}"]  # fmt: skip
+    # both rows: z aggregates; short outputs (the lifecycle is checked here, the bench decodes)
+    shared = f"aggregator: {names[2]}, max_tokens: 32, aggregator_max_tokens: 32"
+    rows = [f"{{name: mixed_moa, mixture: xxyyzz, {shared}}}",
+            f"{{name: self_moa, model: {names[1]}, k: 2, {shared}}}"]  # fmt: skip
     overrides = [
         f"engine={'gpu' if device == 'cuda' else 'cpu'}",
         f"model={names[0]}",
